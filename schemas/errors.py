@@ -1,0 +1,63 @@
+"""The one exception tree of fusionrec.
+
+Every layer raises its own subclass and wraps the client error it caught (``raise ... from exc``),
+so callers can catch by layer without importing faust, confluent-kafka or pymilvus::
+
+    FusionrecError
+    ├── ConfigError          settings that cannot work (bad URL, missing model directory)
+    ├── EventError           one bad input event; carries the dead-letter ``code``
+    ├── EncoderError         a model could not be loaded or failed on a batch
+    ├── VectorIndexError     the vector store refused or failed an operation
+    └── StreamError          the broker or a Kafka client failed (publish, consume, topic admin)
+        └── EmbeddedStackError  the local broker / Milvus processes could not start
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Why an event went to the dead-letter topic; stable strings, part of the public contract."""
+
+    MALFORMED_JSON = "malformed_json"
+    INVALID_EVENT = "invalid_event"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    KEY_MISMATCH = "key_mismatch"
+    UNKNOWN_ITEM = "unknown_item"
+    ENCODE_FAILED = "encode_failed"
+    INTERNAL_ERROR = "internal_error"
+
+
+class FusionrecError(Exception):
+    """Root of every error fusionrec raises on purpose."""
+
+
+class ConfigError(FusionrecError):
+    """Settings that cannot work."""
+
+
+class EventError(FusionrecError):
+    """One input event that cannot be processed; it becomes one dead-letter record."""
+
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class EncoderError(FusionrecError):
+    """A model could not be loaded or failed on a batch."""
+
+
+class VectorIndexError(FusionrecError):
+    """The vector store refused or failed an operation."""
+
+
+class StreamError(FusionrecError):
+    """The broker or a Kafka client failed."""
+
+
+class EmbeddedStackError(StreamError):
+    """The embedded broker or Milvus could not be started."""

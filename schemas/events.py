@@ -1,0 +1,144 @@
+"""Typed, versioned payloads of every topic.
+
+One model per topic; stages pass these objects, never raw dicts. Each payload carries
+``schema_version`` so a consumer can refuse what it does not understand instead of guessing.
+Timestamps are timezone-aware; a naive timestamp is read as UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ErrorCode, EventError
+
+SCHEMA_VERSION = 1
+
+Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Event(BaseModel):
+    """Base of every payload: frozen, strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Item(Event):
+    """A catalogue item as the app publishes it (topic ``items``, key = item id)."""
+
+    id: Id
+    title: str = Field(default="", max_length=1_000)
+    description: str = Field(default="", max_length=20_000)
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
+    category: str | None = Field(default=None, max_length=200)
+    available: bool = True
+    updated_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _aware_updated = field_validator("updated_at")(lambda v: None if v is None else _aware(v))
+
+    def text(self) -> str:
+        """The text the text encoder sees: title, description and tags."""
+        parts = [self.title, self.description, " ".join(self.tags)]
+        return ". ".join(p for p in parts if p)
+
+
+class InteractionType(StrEnum):
+    VIEW = "view"
+    CLICK = "click"
+    PLAY = "play"
+    LIKE = "like"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+    RATING = "rating"
+    SKIP = "skip"
+    DISLIKE = "dislike"
+
+
+class Interaction(Event):
+    """One user action on one item (topic ``interactions``, key = user id)."""
+
+    event_id: Id
+    user_id: Id
+    item_id: Id
+    type: InteractionType
+    value: float | None = None
+    timestamp: datetime
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    _aware_ts = field_validator("timestamp")(_aware)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("value must be a finite number")
+        return v
+
+
+class RecommendedItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str
+    score: float
+    reason: str = ""
+
+
+class Recommendation(Event):
+    """A user's fresh list (topic ``recommendations``, key = user id)."""
+
+    user_id: str
+    items: list[RecommendedItem]
+    model_version: str
+    generated_at: datetime
+    trigger_event_id: str | None = None
+    trigger_timestamp: datetime | None = None
+
+
+class DeadLetter(Event):
+    """An input that could not be processed, with why and its original bytes (topic ``dead-letters``)."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    error_code: ErrorCode
+    reason: str
+    original: bytes
+    failed_at: datetime
+
+
+E = TypeVar("E", bound=Event)
+
+
+def decode(model: type[E], raw: bytes | None, *, max_bytes: int) -> E:
+    """Parse and validate one payload, or raise :class:`EventError` with the dead-letter code."""
+    if raw is None:
+        raise EventError(ErrorCode.MALFORMED_JSON, "empty message value")
+    if len(raw) > max_bytes:
+        raise EventError(ErrorCode.PAYLOAD_TOO_LARGE, f"{len(raw)} bytes > limit {max_bytes}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise EventError(ErrorCode.MALFORMED_JSON, errors[0]["msg"]) from exc
+        if any(e["loc"] == ("schema_version",) for e in errors):
+            raise EventError(
+                ErrorCode.UNSUPPORTED_SCHEMA_VERSION, f"{model.__name__} understands schema_version {SCHEMA_VERSION}"
+            ) from exc
+        detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors[:5])
+        raise EventError(ErrorCode.INVALID_EVENT, f"{model.__name__}: {detail}") from exc

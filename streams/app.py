@@ -1,0 +1,105 @@
+"""The Faust apps. Encoding and profiles are separate apps (separate consumer groups), so GPU
+encoder workers and CPU profile workers scale independently; parallelism = partitions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import faust
+
+from fusionrec.agents import encode_items, recommend
+from fusionrec.agents.profile import ProfileConfig, ProfileModel
+from fusionrec.encoders import TextEncoder, load_text_encoder
+
+from . import tansu
+from .index import VectorIndex, open_index
+from .settings import Settings
+from .sinks import EventSink, FaustSink
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["encoder", "profiles"]
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    # Raw bytes in and out: decoding is the agent's job, so a bad payload becomes a dead letter
+    # instead of a deserialisation crash inside Faust.
+    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
+
+
+def create_app(
+    settings: Settings,
+    role: Role,
+    *,
+    index: VectorIndex | None = None,
+    encoder: TextEncoder | None = None,
+    sink: EventSink | None = None,
+    broker: str | None = None,
+) -> faust.App:
+    """A Faust app for ``role``. Collaborators default to what ``settings`` name; tests pass twins."""
+    datadir = settings.data_dir / "faust" / role
+    datadir.mkdir(parents=True, exist_ok=True)
+    conf: dict[str, Any] = {
+        "broker": broker or f"kafka://{settings.require_bootstrap()}",
+        "store": settings.table_store,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "consumer_auto_offset_reset": "earliest",
+        "datadir": str(datadir),
+        "web_enabled": False,
+        "table_standby_replicas": 0,
+    }
+    if settings.is_tansu:
+        conf.update(tansu.FAUST_SETTINGS)
+        tansu.patch_faust(settings.require_bootstrap(), settings.local_fetch_wait_ms)
+    app = faust.App(f"fusionrec-{role}", **conf)
+    sink = sink or FaustSink(app)
+    if index is None:
+        index = open_index(
+            settings.require_milvus_uri(), settings.collection, token=settings.milvus_token.get_secret_value()
+        )
+
+    if role == "encoder":
+        encoder = encoder or load_text_encoder(
+            settings.text_model, model_dir=settings.model_dir, device=settings.device,
+            batch_size=settings.encode_batch_size, threads=settings.torch_threads,
+        )
+        encode_items.register(
+            app,
+            topic=_raw_topic(app, settings.items_topic, settings.partitions),
+            processor=encode_items.ItemEncoder(encoder, index, max_event_bytes=settings.max_event_bytes),
+            sink=sink,
+            dead_letters=settings.dead_letters_topic,
+            batch_size=settings.encode_batch_size,
+            batch_wait_s=settings.encode_batch_wait_s,
+        )
+    else:
+        table = app.Table(
+            "profiles",
+            default=None,
+            partitions=settings.partitions,
+            key_type=bytes,  # bytes in and out ("raw" codec); the agent owns the encoding
+            value_type=bytes,
+        )
+        model = ProfileModel(ProfileConfig(half_life_s=settings.profile_half_life_s))
+        recommend.register(
+            app,
+            topic=_raw_topic(app, settings.interactions_topic, settings.partitions),
+            table=table,
+            processor=recommend.Recommender(
+                index, model, top_k=settings.top_k, max_candidates=settings.max_candidates,
+                max_event_bytes=settings.max_event_bytes,
+            ),
+            sink=sink,
+            recommendations=settings.recommendations_topic,
+            dead_letters=settings.dead_letters_topic,
+        )
+    return app
+
+
+def run_worker(settings: Settings, role: Role) -> None:
+    """Run one role's Faust worker in this process until SIGTERM/SIGINT."""
+    app = create_app(settings, role)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

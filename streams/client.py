@@ -1,0 +1,172 @@
+"""What apps use: a ``Publisher`` of items and interactions and a ``RecommendationConsumer``.
+
+Both run on confluent-kafka and take the same :class:`Settings` as the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fusionrec.schemas import Event, EventError, Interaction, Item, Recommendation, StreamError, decode
+
+from .settings import Settings
+from .tansu import client_settings
+
+logger = logging.getLogger(__name__)
+
+
+def kafka_config(settings: Settings, *, consumer: bool = False) -> dict[str, Any]:
+    """confluent-kafka settings for ``settings``' broker (plus the Tansu work-arounds for consumers)."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.require_bootstrap()}
+    if consumer and settings.is_tansu:
+        config.update(client_settings(settings.local_fetch_wait_ms))
+    return config
+
+
+class Publisher:
+    """Publishes items (key = item id) and interactions (key = user id).
+
+    The partitioner is murmur2, the one Faust and the Java client use, so a user's events land in
+    the partition whose worker holds that user's profile. ``flush()`` waits for every delivery and
+    raises :class:`StreamError` naming what failed.
+    """
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        from confluent_kafka import Producer
+
+        self.settings = settings
+        self._failures: list[str] = []
+        self.delivered = 0
+        self._producer = Producer(
+            {
+                **kafka_config(settings),
+                "partitioner": "murmur2_random",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                **overrides,
+            }
+        )
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._failures.append(f"{msg.topic()} key={msg.key()!r}: {err}")
+        else:
+            self.delivered += 1
+
+    def _produce(self, topic: str, key: str, event: Event) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, key=key.encode(), value=event.to_bytes(), on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.1)  # local queue full: let deliveries drain, then retry
+        self._producer.poll(0)
+
+    def publish_item(self, item: Item) -> None:
+        self._produce(self.settings.items_topic, item.id, item)
+
+    def publish_interaction(self, interaction: Interaction) -> None:
+        self._produce(self.settings.interactions_topic, interaction.user_id, interaction)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        left = self._producer.flush(timeout_s)
+        if left:
+            self._failures.append(f"{left} messages still undelivered after {timeout_s} s")
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise StreamError(f"{len(failures)} publish failures: " + "; ".join(failures[:5]))
+
+    def close(self) -> None:
+        """Flush, then release the producer's connections."""
+        try:
+            self.flush()
+        finally:
+            self._producer.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Received:
+    """A recommendation with where it was read from; ``timestamp_ms`` is the broker record time."""
+
+    recommendation: Recommendation
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+class RecommendationConsumer:
+    """Reads the recommendations topic, optionally only for some users.
+
+    Without ``group_id`` it reads every partition itself (no group join), from the beginning or
+    the end; with one it joins that consumer group and resumes from its committed offsets.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        users: Collection[str] | None = None,
+        start: Literal["beginning", "end"] = "end",
+        group_id: str | None = None,
+    ) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+        self.settings = settings
+        self.users = {u.encode() for u in users} if users is not None else None
+        topic = settings.recommendations_topic
+        config = {
+            **kafka_config(settings, consumer=True),
+            "group.id": group_id or f"fusionrec-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": group_id is not None,
+            "auto.offset.reset": "earliest" if start == "beginning" else "latest",
+        }
+        self._consumer = Consumer(config)
+        if group_id:
+            self._consumer.subscribe([topic])
+        else:
+            meta = self._consumer.list_topics(topic, timeout=10)
+            if topic not in meta.topics or meta.topics[topic].error is not None:
+                raise StreamError(f"topic {topic} does not exist")
+            where = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
+            self._consumer.assign([TopicPartition(topic, p, where) for p in meta.topics[topic].partitions])
+
+    def poll(self, timeout_s: float = 1.0) -> Received | None:
+        """The next recommendation (for the selected users), or ``None`` when none came in time."""
+        msg = self._consumer.poll(timeout_s)
+        if msg is None:
+            return None
+        if msg.error():
+            raise StreamError(f"consume failed: {msg.error()}")
+        if self.users is not None and msg.key() not in self.users:
+            return None
+        try:
+            rec = decode(Recommendation, msg.value(), max_bytes=self.settings.max_event_bytes)
+        except EventError as exc:
+            logger.warning("skipping undecodable recommendation at %s@%s: %s", msg.partition(), msg.offset(), exc)
+            return None
+        return Received(rec, msg.partition(), msg.offset(), msg.timestamp()[1])
+
+    def __iter__(self) -> Iterator[Received]:
+        while True:
+            got = self.poll(1.0)
+            if got is not None:
+                yield got
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> RecommendationConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

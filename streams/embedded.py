@@ -1,0 +1,78 @@
+"""The embedded default: Tansu + served milvus-lite (+ workers) on loopback, no services to install."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+
+from .client import kafka_config
+from .processes import MilvusLiteServer, WorkerProcess, free_port
+from .settings import Settings
+from .tansu import TansuBroker
+from .topics import create_topics, topic_specs
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedStack:
+    """Starts what ``settings`` leaves unset (broker, Milvus), creates the topics, and runs workers.
+
+    Use as a context manager; everything it started is stopped by PID on exit, Ctrl-C included.
+    """
+
+    def __init__(self, settings: Settings, *, roles: tuple[str, ...] = ("encoder", "profiles")) -> None:
+        self.base = settings
+        self.roles = roles
+        self.broker: TansuBroker | None = None
+        self.milvus: MilvusLiteServer | None = None
+        self.workers: list[WorkerProcess] = []
+        self.settings = settings
+
+    @property
+    def log_dir(self) -> Path:
+        return self.base.data_dir / "logs"
+
+    def start(self) -> EmbeddedStack:
+        overrides: dict[str, object] = {}
+        try:
+            if not self.base.bootstrap_servers:
+                self.broker = TansuBroker(free_port(), log_path=self.log_dir / "tansu.log")
+                self.broker.start()
+                overrides.update(bootstrap_servers=self.broker.bootstrap_servers, broker_flavor="tansu")
+            if not self.base.milvus_uri:
+                self.milvus = MilvusLiteServer(free_port(), self.base.data_dir / "milvus", log_path=self.log_dir / "milvus.log")
+                self.milvus.start()
+                overrides.update(milvus_uri=self.milvus.uri)
+            self.settings = self.base.model_copy(update=overrides)
+            create_topics(kafka_config(self.settings), topic_specs(self.settings))
+            self.workers = [WorkerProcess(r, self.worker_env(), log_path=self.log_dir / f"worker-{r}.log") for r in self.roles]
+            for w in self.workers:
+                w.start()
+            for w in self.workers:
+                w.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def worker_env(self) -> dict[str, str]:
+        """The ``FUSIONREC_*`` variables that point a worker (or any client) at this stack."""
+        return self.settings.to_env()
+
+    def stop(self) -> None:
+        for w in reversed(self.workers):
+            w.stop()
+        self.workers = []
+        if self.milvus:
+            self.milvus.stop()
+            self.milvus = None
+        if self.broker:
+            self.broker.stop()
+            self.broker = None
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,208 @@
+"""The vector index: a narrow interface, a Milvus implementation and an in-memory twin.
+
+``open_index(uri)`` picks one by URL, as faust picks stores: ``memory://`` for tests,
+a path ending in ``.db`` for milvus-lite in-process, ``http://host:port`` for a served
+milvus-lite, the embedded Milvus server or a real Milvus.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from fusionrec.schemas import ConfigError, VectorIndexError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ItemVector:
+    """One stored item: its fused vector and what produced it."""
+
+    id: str
+    vector: np.ndarray
+    encoder_version: str
+    category: str = ""
+    available: bool = True
+    updated_at_ms: int = 0
+
+
+class VectorIndex(Protocol):
+    """What the agents need from a vector store; every implementation passes tests/contract."""
+
+    def ensure_collection(self, dim: int) -> None: ...
+    def upsert(self, items: Sequence[ItemVector]) -> None: ...
+    def get(self, ids: Sequence[str]) -> dict[str, ItemVector]: ...
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class MemoryVectorIndex:
+    """Brute-force cosine search over a dict; same behaviour as Milvus for the agents."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, ItemVector] = {}
+        self._dim: int | None = None
+        self._lock = threading.Lock()
+
+    def ensure_collection(self, dim: int) -> None:
+        if self._dim not in (None, dim):
+            raise VectorIndexError(f"collection has dim {self._dim}, asked for {dim}")
+        self._dim = dim
+
+    def upsert(self, items: Sequence[ItemVector]) -> None:
+        with self._lock:
+            for it in items:
+                if self._dim is None or it.vector.shape != (self._dim,):
+                    raise VectorIndexError(f"vector of {it.id!r} does not match dim {self._dim}")
+                self._items[it.id] = it
+
+    def get(self, ids: Sequence[str]) -> dict[str, ItemVector]:
+        with self._lock:
+            return {i: self._items[i] for i in ids if i in self._items}
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        with self._lock:
+            live = [it for it in self._items.values() if it.available]
+        if not live or limit <= 0:
+            return []
+        matrix = np.stack([it.vector for it in live])
+        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(vector) or 1.0)
+        scores = matrix @ vector / np.where(norms > 0, norms, 1.0)
+        order = np.argsort(-scores)[:limit]
+        return [(live[i].id, float(scores[i])) for i in order]
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def close(self) -> None:
+        pass
+
+
+class MilvusVectorIndex:
+    """pymilvus ``MilvusClient`` over milvus-lite, the embedded server or a real Milvus."""
+
+    def __init__(self, uri: str, collection: str, *, token: str = "") -> None:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        self._error = MilvusException
+        self.collection = collection
+        try:
+            self._client = MilvusClient(uri=uri, token=token)
+        except MilvusException as exc:
+            raise VectorIndexError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+        self._loaded = False
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self._error as exc:
+            raise VectorIndexError(f"Milvus {what} on {self.collection!r} failed: {exc}") from exc
+
+    def _ready(self) -> bool:
+        """Whether the collection exists and is loaded (milvus-lite needs a load after every reopen)."""
+        if self._loaded:
+            return True
+        if not self._call("has_collection", self._client.has_collection, self.collection):
+            return False
+        self._call("load", self._client.load_collection, self.collection)
+        self._loaded = True
+        return True
+
+    def ensure_collection(self, dim: int) -> None:
+        from pymilvus import DataType
+
+        if self._call("has_collection", self._client.has_collection, self.collection):
+            fields = self._call("describe", self._client.describe_collection, self.collection)["fields"]
+            have = next(f["params"]["dim"] for f in fields if f["name"] == "vector")
+            if int(have) != dim:
+                raise VectorIndexError(f"collection {self.collection!r} has dim {have}, encoder gives {dim}")
+            self._ready()
+            return
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("encoder_version", DataType.VARCHAR, max_length=256)
+        schema.add_field("category", DataType.VARCHAR, max_length=256)
+        schema.add_field("available", DataType.BOOL)
+        schema.add_field("updated_at_ms", DataType.INT64)
+        index = self._client.prepare_index_params()
+        # Nested params: milvus-lite ignores the flat form (PLATFORM.md).
+        index.add_index(
+            field_name="vector", index_type="HNSW", metric_type="COSINE",
+            params={"params": {"M": 16, "efConstruction": 200}},
+        )
+        self._call(
+            "create_collection", self._client.create_collection,
+            self.collection, schema=schema, index_params=index, consistency_level="Session",
+        )
+        logger.info("created Milvus collection %s (dim %d)", self.collection, dim)
+        self._ready()
+
+    def upsert(self, items: Sequence[ItemVector]) -> None:
+        if not items:
+            return
+        rows = [
+            {
+                "id": it.id,
+                "vector": it.vector.astype(np.float32).tolist(),
+                "encoder_version": it.encoder_version,
+                "category": it.category,
+                "available": it.available,
+                "updated_at_ms": it.updated_at_ms,
+            }
+            for it in items
+        ]
+        self._call("upsert", self._client.upsert, self.collection, rows)
+
+    def get(self, ids: Sequence[str]) -> dict[str, ItemVector]:
+        if not ids or not self._ready():
+            return {}
+        rows = self._call("get", self._client.get, self.collection, ids=list(ids))
+        return {
+            r["id"]: ItemVector(
+                id=r["id"],
+                vector=np.asarray(r["vector"], dtype=np.float32),
+                encoder_version=r["encoder_version"],
+                category=r["category"],
+                available=r["available"],
+                updated_at_ms=r["updated_at_ms"],
+            )
+            for r in rows
+        }
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        if limit <= 0 or not self._ready():
+            return []
+        hits = self._call(
+            "search", self._client.search, self.collection,
+            data=[np.asarray(vector, dtype=np.float32).tolist()], limit=limit,
+            filter="available == true", output_fields=["id"],
+            search_params={"metric_type": "COSINE", "params": {"ef": max(64, limit)}},
+        )
+        return [(h["id"], float(h["distance"])) for h in hits[0]]
+
+    def count(self) -> int:
+        if not self._ready():
+            return 0
+        rows = self._call("count", self._client.query, self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def open_index(uri: str, collection: str, *, token: str = "") -> VectorIndex:
+    """The index a URL names: ``memory://``, ``<path>.db`` (milvus-lite) or ``http(s)://host:port``."""
+    if uri.startswith("memory://"):
+        return MemoryVectorIndex()
+    if uri.startswith(("http://", "https://", "tcp://")) or uri.endswith(".db"):
+        return MilvusVectorIndex(uri, collection, token=token)
+    raise ConfigError(f"unsupported vector index URI {uri!r}: use memory://, a .db path or http://host:port")

@@ -1,0 +1,102 @@
+"""The one settings object. Every field reads the environment variable ``FUSIONREC_<FIELD>``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Frozen: build one at the entry point and pass it (or what it yields) down."""
+
+    model_config = SettingsConfigDict(env_prefix="FUSIONREC_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="FUSIONREC_BOOTSTRAP_SERVERS: Kafka bootstrap servers, `host:port[,host:port]`. "
+        "Unset: `fusionrec up` / `demo` start the embedded Tansu broker on loopback.",
+    )
+    broker_flavor: Literal["kafka", "tansu"] = Field(
+        default="kafka",
+        description="FUSIONREC_BROKER_FLAVOR: `tansu` turns on the work-arounds for the local Tansu broker "
+        "(streams/tansu.py); set by the embedded stack, never needed with a real Kafka.",
+    )
+    milvus_uri: str | None = Field(
+        default=None,
+        description="FUSIONREC_MILVUS_URI: `http://host:19530` (Milvus or a served milvus-lite), a `*.db` path "
+        "(milvus-lite in-process) or `memory://`. Unset: the embedded stack serves milvus-lite from data_dir.",
+    )
+    milvus_token: SecretStr = Field(default=SecretStr(""), description="FUSIONREC_MILVUS_TOKEN: `user:password` or API key.")
+    collection: str = Field(default="fusionrec_items", description="FUSIONREC_COLLECTION: Milvus collection of item vectors.")
+    data_dir: Path = Field(default=Path(".fusionrec"), description="FUSIONREC_DATA_DIR: embedded Milvus data, worker state, logs.")
+
+    items_topic: str = Field(default="fusionrec.items", description="FUSIONREC_ITEMS_TOPIC (key: item id).")
+    interactions_topic: str = Field(
+        default="fusionrec.interactions", description="FUSIONREC_INTERACTIONS_TOPIC (key: user id)."
+    )
+    recommendations_topic: str = Field(
+        default="fusionrec.recommendations", description="FUSIONREC_RECOMMENDATIONS_TOPIC (key: user id)."
+    )
+    dead_letters_topic: str = Field(default="fusionrec.dead-letters", description="FUSIONREC_DEAD_LETTERS_TOPIC.")
+    partitions: int = Field(default=4, ge=1, description="FUSIONREC_PARTITIONS: partitions per topic = max parallelism.")
+    replication_factor: int = Field(default=1, ge=1, description="FUSIONREC_REPLICATION_FACTOR for created topics.")
+    table_store: str = Field(
+        default="memory://", description="FUSIONREC_TABLE_STORE: Faust table store; `rocksdb://` in production."
+    )
+
+    text_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="FUSIONREC_TEXT_MODEL: sentence-transformers directory, a name under model_dir, or `hashing`.",
+    )
+    model_dir: Path | None = Field(default=None, description="FUSIONREC_MODEL_DIR: local directory holding models.")
+    device: str = Field(default="auto", description="FUSIONREC_DEVICE: `auto`, `cpu`, `cuda`, `cuda:1`...")
+    torch_threads: int | None = Field(default=None, ge=1, description="FUSIONREC_TORCH_THREADS: CPU threads for models.")
+    encode_batch_size: int = Field(default=64, ge=1, description="FUSIONREC_ENCODE_BATCH_SIZE: items per micro-batch.")
+    encode_batch_wait_s: float = Field(
+        default=0.25, gt=0, description="FUSIONREC_ENCODE_BATCH_WAIT_S: longest wait to fill a micro-batch."
+    )
+
+    top_k: int = Field(default=10, ge=1, le=1000, description="FUSIONREC_TOP_K: items per recommendation list.")
+    max_candidates: int = Field(default=500, ge=1, description="FUSIONREC_MAX_CANDIDATES: ANN over-fetch cap.")
+    profile_half_life_s: float = Field(
+        default=14 * 86_400.0, gt=0, description="FUSIONREC_PROFILE_HALF_LIFE_S: age at which an event counts half."
+    )
+    max_event_bytes: int = Field(default=1_000_000, ge=1024, description="FUSIONREC_MAX_EVENT_BYTES per message.")
+
+    local_fetch_wait_ms: int = Field(
+        default=100, ge=1, description="FUSIONREC_LOCAL_FETCH_WAIT_MS: fetch wait against Tansu (which sleeps it out)."
+    )
+    log_level: str = Field(default="INFO", description="FUSIONREC_LOG_LEVEL.")
+
+    def require_bootstrap(self) -> str:
+        from fusionrec.schemas import ConfigError
+
+        if not self.bootstrap_servers:
+            raise ConfigError("FUSIONREC_BOOTSTRAP_SERVERS is not set (or use `fusionrec up` for the embedded stack)")
+        return self.bootstrap_servers
+
+    def require_milvus_uri(self) -> str:
+        from fusionrec.schemas import ConfigError
+
+        if not self.milvus_uri:
+            raise ConfigError("FUSIONREC_MILVUS_URI is not set (or use `fusionrec up` for the embedded stack)")
+        return self.milvus_uri
+
+    @property
+    def is_tansu(self) -> bool:
+        return self.broker_flavor == "tansu"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``FUSIONREC_*`` variables, to hand to a child process."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"FUSIONREC_{name.upper()}"] = str(value)
+        return env

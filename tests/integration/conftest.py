@@ -1,0 +1,79 @@
+"""Session fixtures: a real Tansu broker, a served milvus-lite and both workers (real MiniLM),
+all on free loopback ports, all stopped by PID at the end. They never skip themselves."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from fusionrec.schemas import Interaction, Item, Recommendation
+from fusionrec.streams import EmbeddedStack, Publisher, RecommendationConsumer, Settings, open_index
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("fusionrec"),
+        bootstrap_servers=None,
+        milvus_uri=None,
+        partitions=2,
+        local_fetch_wait_ms=20,
+        encode_batch_wait_s=0.05,
+        top_k=5,
+    )
+    with EmbeddedStack(settings) as running:
+        yield running
+
+
+class Driver:
+    """Publishes events into the stack and waits for what the workers make of them."""
+
+    def __init__(self, stack: EmbeddedStack) -> None:
+        self.settings = stack.settings
+        self.index = open_index(self.settings.require_milvus_uri(), self.settings.collection)
+        self.consumer = RecommendationConsumer(self.settings, start="beginning")
+        self.by_trigger: dict[str, Recommendation] = {}
+
+    def publish_items(self, items: list[Item], timeout_s: float = 120.0) -> None:
+        with Publisher(self.settings) as pub:
+            for it in items:
+                pub.publish_item(it)
+        deadline = time.monotonic() + timeout_s
+        while len(self.index.get([it.id for it in items])) < len(items):
+            assert time.monotonic() < deadline, "items were not indexed in time"
+            time.sleep(0.2)
+
+    def interact(self, user: str, item: str, kind: str = "like", event_id: str | None = None) -> str:
+        event = Interaction(event_id=event_id or uuid.uuid4().hex, user_id=user, item_id=item, type=kind,
+                            timestamp=datetime.now(UTC))
+        with Publisher(self.settings) as pub:
+            pub.publish_interaction(event)
+        return event.event_id
+
+    def recommendation_for(self, event_id: str, timeout_s: float = 60.0) -> Recommendation:
+        deadline = time.monotonic() + timeout_s
+        while event_id not in self.by_trigger:
+            assert time.monotonic() < deadline, f"no recommendation for event {event_id}"
+            got = self.consumer.poll(0.2)
+            if got is not None:
+                self.by_trigger[got.recommendation.trigger_event_id or ""] = got.recommendation
+        return self.by_trigger[event_id]
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.index.close()
+
+
+@pytest.fixture
+def driver(stack: EmbeddedStack) -> Iterator[Driver]:
+    d = Driver(stack)
+    yield d
+    d.close()

@@ -1,0 +1,96 @@
+"""The agents, run by Faust's test_context(): no broker, in-memory index, sink and table."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import faust
+import numpy as np
+
+from fusionrec.agents import encode_items, recommend
+from fusionrec.agents.profile import ProfileModel, ProfileState
+from fusionrec.encoders import HashingTextEncoder
+from fusionrec.schemas import DeadLetter, ErrorCode, Interaction, Item, Recommendation
+from fusionrec.streams import MemorySink, MemoryVectorIndex
+from fusionrec.streams.index import ItemVector
+
+RECS, DLQ = "recs", "dlq"
+
+
+def make_app() -> faust.App:
+    # Never started: test_context() feeds the agent directly.
+    return faust.App("unit-test", broker="kafka://127.0.0.1:9", web_enabled=False)
+
+
+def interaction(eid: str, user: str, item: str, kind: str = "like") -> bytes:
+    return Interaction(event_id=eid, user_id=user, item_id=item, type=kind, timestamp=datetime.now(UTC)).to_bytes()
+
+
+def catalogue() -> MemoryVectorIndex:
+    index = MemoryVectorIndex()
+    index.ensure_collection(4)
+    vectors = {"jazz-1": [1, 0, 0, 0], "jazz-2": [0.9, 0.1, 0, 0], "jazz-3": [0.8, 0.2, 0, 0],
+               "rock-1": [0, 0, 1, 0], "rock-2": [0, 0, 0.9, 0.1]}
+    index.upsert([ItemVector(k, np.asarray(v, dtype=np.float32), "test@4") for k, v in vectors.items()])
+    return index
+
+
+def test_recommend_agent_routes_good_bad_and_duplicate_events():
+    app = make_app()
+    table: dict[bytes, bytes] = {}
+    sink = MemorySink()
+    agent = recommend.register(
+        app, topic=app.channel(), table=table,
+        processor=recommend.Recommender(catalogue(), ProfileModel(), top_k=2, max_candidates=50, max_event_bytes=10_000),
+        sink=sink, recommendations=RECS, dead_letters=DLQ,
+    )
+
+    async def run() -> list:
+        async with agent.test_context() as ctx:
+            await ctx.put(value=interaction("e1", "u1", "jazz-1"), key=b"u1")
+            await ctx.put(value=b"{broken", key=b"u1")
+            await ctx.put(value=interaction("e1", "u1", "jazz-1"), key=b"u1")  # redelivered
+            await ctx.put(value=interaction("e2", "u1", "no-such-item"), key=b"u1")
+            await ctx.put(value=interaction("e3", "u2", "rock-1"), key=b"someone-else")
+            await ctx.put(value=interaction("e4", "u1", "jazz-2"), key=b"u1")
+            return list(ctx.results.values())
+
+    results = asyncio.run(run())
+    recs = [r for r in results if isinstance(r, Recommendation)]
+    assert [type(r).__name__ for r in results] == [
+        "Recommendation", "DeadLetter", "Duplicate", "DeadLetter", "DeadLetter", "Recommendation",
+    ]
+    assert [r.trigger_event_id for r in recs] == ["e1", "e4"]
+    assert [i.item_id for i in recs[0].items] == ["jazz-2", "jazz-3"]
+    second = [i.item_id for i in recs[1].items]
+    assert second[0] == "jazz-3" and not {"jazz-1", "jazz-2"} & set(second)  # seen items dropped
+    assert [(k, e.trigger_event_id) for k, e in sink.sent[RECS]] == [(b"u1", "e1"), (b"u1", "e4")]
+    codes = [e.error_code for _, e in sink.sent[DLQ]]
+    assert codes == [ErrorCode.MALFORMED_JSON, ErrorCode.UNKNOWN_ITEM, ErrorCode.KEY_MISMATCH]
+    assert all(isinstance(e, DeadLetter) and e.original for _, e in sink.sent[DLQ])
+    state = ProfileState.from_bytes(table[b"u1"])
+    assert state.n_events == 2 and state.seen == ("jazz-1", "jazz-2")
+
+
+def test_encode_items_agent_stores_vectors_and_dead_letters_bad_items():
+    app = make_app()
+    index = MemoryVectorIndex()
+    sink = MemorySink()
+    processor = encode_items.ItemEncoder(HashingTextEncoder(64), index, max_event_bytes=10_000)
+    agent = encode_items.register(app, topic=app.channel(), processor=processor, sink=sink, dead_letters=DLQ,
+                                  batch_size=8, batch_wait_s=0.05)
+
+    async def run() -> list:
+        async with agent.test_context() as ctx:
+            await ctx.put(value=Item(id="a", title="jazz trumpet").to_bytes(), key=b"a")
+            await ctx.put(value=Item(id="b", title="no key check").to_bytes(), key=None)
+            await ctx.put(value=Item(id="c").to_bytes(), key=b"c")  # nothing to encode
+            await ctx.put(value=b"[1,2]", key=b"d")
+            await ctx.put(value=Item(id="a", title="jazz piano", available=False).to_bytes(), key=b"a")
+            return list(ctx.results.values())
+
+    assert asyncio.run(run())[:2] == ["a", "b"]
+    assert index.count() == 2
+    stored = index.get(["a", "b"])
+    assert stored["a"].available is False  # the newer version of "a" won
+    assert stored["a"].encoder_version == "hashing-bow-64@1" and stored["a"].vector.dtype == np.float32
+    assert sorted(e.error_code for _, e in sink.sent[DLQ]) == [ErrorCode.INVALID_EVENT, ErrorCode.INVALID_EVENT]

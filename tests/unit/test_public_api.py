@@ -1,0 +1,46 @@
+"""Each package's public API is what its __all__ says, and every name in it exists."""
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "fusionrec.schemas": {
+        "SCHEMA_VERSION", "ConfigError", "DeadLetter", "EmbeddedStackError", "EncoderError", "ErrorCode", "Event",
+        "EventError", "FusionrecError", "Interaction", "InteractionType", "Item", "Recommendation",
+        "RecommendedItem", "StreamError", "VectorIndexError", "decode",
+    },
+    "fusionrec.encoders": {
+        "DEFAULT_TEXT_MODEL", "HashingTextEncoder", "TextEncoder", "l2_normalize", "load_text_encoder",
+        "resolve_text_model_dir",
+    },
+    "fusionrec.agents": {
+        "DEFAULT_EVENT_WEIGHTS", "ProfileConfig", "ProfileModel", "ProfileState", "overfetch", "top_k_unseen",
+    },
+    "fusionrec.streams": {
+        "EmbeddedStack", "EventSink", "FaustSink", "ItemVector", "MemorySink", "MemoryVectorIndex",
+        "MilvusVectorIndex", "Publisher", "Received", "RecommendationConsumer", "Settings", "TopicSpec",
+        "VectorIndex", "create_topics", "kafka_config", "open_index", "topic_specs",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_all_lists_the_public_api(name):
+    module = importlib.import_module(name)
+    assert set(module.__all__) == EXPECTED[name]
+    for attr in module.__all__:
+        assert hasattr(module, attr), attr
+
+
+def test_pure_logic_imports_no_io_libraries():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fusionrec.agents.profile, fusionrec.agents.ranking;"
+        "bad = [m for m in ('faust', 'confluent_kafka', 'pymilvus', 'torch', 'aiokafka') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
