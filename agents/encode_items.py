@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from fusionrec.encoders import TextEncoder
+from fusionrec.encoders.media import check_media
 from fusionrec.schemas import EncoderError, ErrorCode, EventError, Item, decode
 from fusionrec.streams.index import ItemVector, VectorIndex
+from fusionrec.streams.media import MediaFetcher
 from fusionrec.streams.sinks import EventSink
 
 from .routing import dead_letter, internal_error, retry_unavailable
@@ -19,22 +23,62 @@ from .routing import dead_letter, internal_error, retry_unavailable
 logger = logging.getLogger(__name__)
 
 
-class ItemEncoder:
-    """Turns validated items into stored vectors; knows nothing of Faust."""
+def check_vectors(item: Item, dims: Mapping[str, int]) -> None:
+    """Ready-made vectors must be declared (name -> dimension), of that dimension, and finite."""
+    for name, values in item.vectors.items():
+        if name not in dims:
+            raise EventError(ErrorCode.BAD_VECTOR, f"vector {name!r} is not declared in FUSIONREC_VECTOR_DIMS")
+        if len(values) != dims[name]:
+            raise EventError(ErrorCode.BAD_VECTOR, f"vector {name!r} has {len(values)} values, expected {dims[name]}")
+        if not all(math.isfinite(x) for x in values):
+            raise EventError(ErrorCode.BAD_VECTOR, f"vector {name!r} has NaN or infinite values")
 
-    def __init__(self, encoder: TextEncoder, index: VectorIndex, *, max_event_bytes: int) -> None:
+
+class ItemEncoder:
+    """Turns validated items into stored vectors; knows nothing of Faust.
+
+    Media references are fetched under the fetcher's policy and must decode; a failure refuses the
+    whole item (one dead letter), so no item is stored with part of its content silently missing.
+    """
+
+    def __init__(
+        self, encoder: TextEncoder, index: VectorIndex, fetcher: MediaFetcher, *,
+        max_event_bytes: int, vector_dims: Mapping[str, int] | None = None, fetch_threads: int = 8,
+    ) -> None:
         self.encoder = encoder
         self.index = index
+        self.fetcher = fetcher
         self.max_event_bytes = max_event_bytes
+        self.vector_dims = dict(vector_dims or {})
+        self._pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="media")
         index.ensure_collection(encoder.dim)
 
     def decode(self, raw: bytes | None, key: bytes | None) -> Item:
+        """Parse and validate one item event; everything that needs no I/O is checked here."""
         item = decode(Item, raw, max_bytes=self.max_event_bytes)
         if key is not None and key.decode(errors="replace") != item.id:
             raise EventError(ErrorCode.KEY_MISMATCH, f"message key {key!r} is not the item id {item.id!r}")
+        check_vectors(item, self.vector_dims)
         if not item.text():
-            raise EventError(ErrorCode.INVALID_EVENT, f"item {item.id!r} has no title, description or tags to encode")
+            # Image/audio/video encoders are not wired into fusion yet: text is what makes a vector.
+            raise EventError(ErrorCode.NOTHING_TO_ENCODE, f"item {item.id!r} has no title, description or tags")
         return item
+
+    def _check_media(self, item: Item) -> None:
+        for kind, ref in item.media.items():
+            check_media(kind, self.fetcher.fetch(kind, ref))
+
+    def media_failures(self, items: Sequence[Item]) -> dict[str, EventError]:
+        """Fetch and decode-check every item's media, in parallel threads."""
+        futures = {it.id: self._pool.submit(self._check_media, it) for it in items if it.media}
+        failed = {}
+        for item_id, fut in futures.items():
+            exc = fut.exception()
+            if isinstance(exc, EventError):
+                failed[item_id] = exc
+            elif exc is not None:
+                failed[item_id] = EventError(ErrorCode.MEDIA_FETCH_FAILED, f"{type(exc).__name__}: {exc}")
+        return failed
 
     def _vectors(self, items: Sequence[Item]) -> list[np.ndarray | EventError]:
         """One vector per item; a batch failure is retried item by item to find the bad one."""
@@ -53,8 +97,9 @@ class ItemEncoder:
         return out
 
     def encode_and_store(self, items: Sequence[Item]) -> dict[str, EventError]:
-        """Encode and upsert ``items``; returns the ids that failed, with why."""
-        failed: dict[str, EventError] = {}
+        """Check media, encode and upsert ``items``; returns the ids that failed, with why."""
+        failed = self.media_failures(items)
+        items = [it for it in items if it.id not in failed]
         rows: list[ItemVector] = []
         for it, vec in zip(items, self._vectors(items), strict=True):
             if isinstance(vec, EventError):

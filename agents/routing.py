@@ -14,17 +14,23 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def dead_letter(message: Any, error: EventError) -> DeadLetter:
-    """The dead-letter record for a Faust/aiokafka-style ``message`` (topic, partition, offset, key, value)."""
-    logger.warning(
-        "dead letter %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
-    )
+def dead_letter(message: Any, error: EventError, *, origin: bytes | None = None) -> DeadLetter:
+    """The dead-letter record for a Faust/aiokafka-style ``message`` (topic, partition, offset, key, value).
+
+    ``origin`` (``b"topic|partition|offset"``) names the first record when ``message`` is a retry
+    of it, so the dead letter points at (and ``--replay`` re-publishes to) the original topic.
+    """
+    topic, partition, offset = message.topic, message.partition, message.offset
+    if origin:
+        o_topic, o_partition, o_offset = origin.decode().rsplit("|", 2)
+        topic, partition, offset = o_topic, int(o_partition), int(o_offset)
+    logger.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
     value = message.value
     return DeadLetter(
         # In-memory channels (agent test contexts) have no topic, partition or offset.
-        source_topic=str(message.topic or ""),
-        partition=-1 if message.partition is None else message.partition,
-        offset=-1 if message.offset is None else message.offset,
+        source_topic=str(topic or ""),
+        partition=-1 if partition is None else partition,
+        offset=-1 if offset is None else offset,
         key=message.key if isinstance(message.key, bytes) or message.key is None else str(message.key).encode(),
         error_code=error.code,
         reason=error.reason,

@@ -26,6 +26,12 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     KEY_MISMATCH = "key_mismatch"
     UNKNOWN_ITEM = "unknown_item"
+    BAD_VECTOR = "bad_vector"
+    MEDIA_NOT_ALLOWED = "media_not_allowed"
+    MEDIA_TOO_LARGE = "media_too_large"
+    MEDIA_FETCH_FAILED = "media_fetch_failed"
+    MEDIA_UNDECODABLE = "media_undecodable"
+    NOTHING_TO_ENCODE = "nothing_to_encode"
     ENCODE_FAILED = "encode_failed"
     INTERNAL_ERROR = "internal_error"
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode, EventError
 
@@ -36,16 +36,53 @@ class Event(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+class MediaKind(StrEnum):
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+class MediaRef(BaseModel):
+    """Where one piece of media is: a ``uri`` (``file://``, ``http(s)://``) or small inline ``data``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    uri: str | None = Field(default=None, min_length=1, max_length=2_048)
+    data: bytes | None = None
+    content_type: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MediaRef:
+        if (self.uri is None) == (self.data is None):
+            raise ValueError("give exactly one of uri or data")
+        if self.data is not None and not self.data:
+            raise ValueError("data is empty")
+        return self
+
+
+VectorName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
 class Item(Event):
-    """A catalogue item as the app publishes it (topic ``items``, key = item id)."""
+    """A catalogue item as the app publishes it (topic ``items``, key = item id).
+
+    ``media`` holds image/audio/video references; ``vectors`` holds ready-made embeddings the app
+    computed itself (e.g. ``{"clip": [...]}``), each name declared with its dimension in the settings.
+    A newer ``version`` of an item replaces the stored one.
+    """
 
     id: Id
+    version: int = Field(default=1, ge=1)
     title: str = Field(default="", max_length=1_000)
     description: str = Field(default="", max_length=20_000)
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
     category: str | None = Field(default=None, max_length=200)
     available: bool = True
     updated_at: datetime | None = None
+    media: dict[MediaKind, MediaRef] = Field(default_factory=dict)
+    vectors: dict[VectorName, Annotated[list[float], Field(min_length=1, max_length=8_192)]] = Field(
+        default_factory=dict, max_length=16
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     _aware_updated = field_validator("updated_at")(lambda v: None if v is None else _aware(v))

@@ -3,6 +3,7 @@
 from .client import Publisher, Received, RecommendationConsumer, kafka_config
 from .embedded import EmbeddedStack
 from .index import ItemVector, MemoryVectorIndex, MilvusVectorIndex, VectorIndex, open_index
+from .media import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 from .settings import Settings
 from .sinks import EventSink, FaustSink, MemorySink
 from .topics import TopicSpec, create_topics, topic_specs
@@ -12,9 +13,13 @@ __all__ = [
     "EventSink",
     "FaustSink",
     "ItemVector",
+    "MediaFetcher",
+    "MediaPolicy",
+    "MemoryMediaFetcher",
     "MemorySink",
     "MemoryVectorIndex",
     "MilvusVectorIndex",
+    "PolicyMediaFetcher",
     "Publisher",
     "Received",
     "RecommendationConsumer",

@@ -14,6 +14,7 @@ from fusionrec.encoders import TextEncoder, load_text_encoder
 
 from . import tansu
 from .index import VectorIndex, open_index
+from .media import MediaFetcher, PolicyMediaFetcher
 from .settings import Settings
 from .sinks import EventSink, FaustSink
 
@@ -35,6 +36,7 @@ def create_app(
     index: VectorIndex | None = None,
     encoder: TextEncoder | None = None,
     sink: EventSink | None = None,
+    media: MediaFetcher | None = None,
     broker: str | None = None,
 ) -> faust.App:
     """A Faust app for ``role``. Collaborators default to what ``settings`` name; tests pass twins."""
@@ -68,7 +70,11 @@ def create_app(
         encode_items.register(
             app,
             topic=_raw_topic(app, settings.items_topic, settings.partitions),
-            processor=encode_items.ItemEncoder(encoder, index, max_event_bytes=settings.max_event_bytes),
+            processor=encode_items.ItemEncoder(
+                encoder, index, media or PolicyMediaFetcher(settings.media_policy()),
+                max_event_bytes=settings.max_event_bytes, vector_dims=settings.vector_dims,
+                fetch_threads=settings.media_fetch_threads,
+            ),
             sink=sink,
             dead_letters=settings.dead_letters_topic,
             batch_size=settings.encode_batch_size,
@@ -86,6 +92,7 @@ def create_app(
         recommend.register(
             app,
             topic=_raw_topic(app, settings.interactions_topic, settings.partitions),
+            retry_topic=_raw_topic(app, settings.retry_topic, settings.partitions),
             table=table,
             processor=recommend.Recommender(
                 index, model, top_k=settings.top_k, max_candidates=settings.max_candidates,
@@ -94,6 +101,7 @@ def create_app(
             sink=sink,
             recommendations=settings.recommendations_topic,
             dead_letters=settings.dead_letters_topic,
+            retry=recommend.RetryPolicy(first_delay_s=settings.pending_retry_s, timeout_s=settings.pending_timeout_s),
         )
     return app
 

@@ -109,6 +109,38 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def deadletters(
+    code: Annotated[list[str] | None, typer.Option(help="Only these error codes (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many records.")] = None,
+    replay: Annotated[bool, typer.Option("--replay", help="Re-publish the shown records to their source topics.")] = False,
+    idle: Annotated[float, typer.Option(help="Stop reading after this many seconds without a record.")] = 2.0,
+) -> None:
+    """Show the dead-letter topic as a table; with --replay, re-publish the records after a fix."""
+    from fusionrec.schemas import ErrorCode
+
+    from .deadletters import read_dead_letters
+    from .deadletters import replay as replay_letters
+
+    settings = Settings()
+    try:
+        codes = [ErrorCode(c) for c in code or []]
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc}; codes: {', '.join(ErrorCode)}") from None
+    letters = list(read_dead_letters(settings, codes=codes, idle_s=idle, limit=limit))
+    table = Table("failed at", "code", "source", "key", "reason", title=f"{len(letters)} dead letters")
+    for d in letters:
+        key = d.key.decode(errors="replace") if d.key is not None else ""
+        table.add_row(
+            d.failed_at.strftime("%Y-%m-%d %H:%M:%S"), d.error_code.value,
+            f"{d.source_topic}[{d.partition}]@{d.offset}", key, d.reason,
+        )
+    Console().print(table)
+    if replay and letters:
+        sent = replay_letters(settings, letters)
+        console.print(f"re-published {sent} records to their source topics")
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the items, interactions, recommendations and dead-letter topics (existing ones are kept)."""

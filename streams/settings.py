@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .media import MediaPolicy
 
 
 class Settings(BaseSettings):
@@ -41,6 +45,10 @@ class Settings(BaseSettings):
         default="fusionrec.recommendations", description="FUSIONREC_RECOMMENDATIONS_TOPIC (key: user id)."
     )
     dead_letters_topic: str = Field(default="fusionrec.dead-letters", description="FUSIONREC_DEAD_LETTERS_TOPIC.")
+    retry_topic: str = Field(
+        default="fusionrec.interactions-retry",
+        description="FUSIONREC_RETRY_TOPIC: interactions waiting for their item (key: user id).",
+    )
     partitions: int = Field(default=4, ge=1, description="FUSIONREC_PARTITIONS: partitions per topic = max parallelism.")
     replication_factor: int = Field(default=1, ge=1, description="FUSIONREC_REPLICATION_FACTOR for created topics.")
     table_store: str = Field(
@@ -65,11 +73,56 @@ class Settings(BaseSettings):
         default=14 * 86_400.0, gt=0, description="FUSIONREC_PROFILE_HALF_LIFE_S: age at which an event counts half."
     )
     max_event_bytes: int = Field(default=1_000_000, ge=1024, description="FUSIONREC_MAX_EVENT_BYTES per message.")
+    vector_dims: dict[str, int] = Field(
+        default_factory=dict,
+        description="FUSIONREC_VECTOR_DIMS: ready-made vectors items may carry, as JSON name -> dimension, "
+        'e.g. {"clip": 512}. Items with other names or dimensions are dead-lettered (bad_vector).',
+    )
+    media_root: Path | None = Field(
+        default=None, description="FUSIONREC_MEDIA_ROOT: the only directory file:// media may come from."
+    )
+    media_allow_http: bool = Field(default=True, description="FUSIONREC_MEDIA_ALLOW_HTTP: fetch http(s):// media.")
+    media_allow_private_hosts: bool = Field(
+        default=False,
+        description="FUSIONREC_MEDIA_ALLOW_PRIVATE_HOSTS: let media URLs reach loopback/private addresses.",
+    )
+    media_timeout_s: float = Field(default=10.0, gt=0, description="FUSIONREC_MEDIA_TIMEOUT_S per media fetch.")
+    max_image_bytes: int = Field(default=10 * 2**20, ge=1, description="FUSIONREC_MAX_IMAGE_BYTES per image.")
+    max_audio_bytes: int = Field(default=50 * 2**20, ge=1, description="FUSIONREC_MAX_AUDIO_BYTES per clip.")
+    max_video_bytes: int = Field(default=200 * 2**20, ge=1, description="FUSIONREC_MAX_VIDEO_BYTES per video.")
+    media_fetch_threads: int = Field(default=8, ge=1, description="FUSIONREC_MEDIA_FETCH_THREADS per encoder worker.")
+    pending_retry_s: float = Field(
+        default=2.0, gt=0,
+        description="FUSIONREC_PENDING_RETRY_S: first wait before an interaction whose item is not indexed "
+        "yet is retried (doubling per attempt, at most 60 s).",
+    )
+    pending_timeout_s: float = Field(
+        default=600.0, gt=0,
+        description="FUSIONREC_PENDING_TIMEOUT_S: how long such an interaction waits for its item before it is "
+        "dead-lettered (unknown_item).",
+    )
 
     local_fetch_wait_ms: int = Field(
         default=100, ge=1, description="FUSIONREC_LOCAL_FETCH_WAIT_MS: fetch wait against Tansu (which sleeps it out)."
     )
     log_level: str = Field(default="INFO", description="FUSIONREC_LOG_LEVEL.")
+
+    def media_policy(self) -> MediaPolicy:
+        from fusionrec.schemas import MediaKind
+
+        from .media import MediaPolicy
+
+        return MediaPolicy(
+            media_root=self.media_root,
+            allow_http=self.media_allow_http,
+            allow_private_hosts=self.media_allow_private_hosts,
+            timeout_s=self.media_timeout_s,
+            max_bytes={
+                MediaKind.IMAGE: self.max_image_bytes,
+                MediaKind.AUDIO: self.max_audio_bytes,
+                MediaKind.VIDEO: self.max_video_bytes,
+            },
+        )
 
     def require_bootstrap(self) -> str:
         from fusionrec.schemas import ConfigError
@@ -98,5 +151,5 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            env[f"FUSIONREC_{name.upper()}"] = str(value)
+            env[f"FUSIONREC_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
         return env

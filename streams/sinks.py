@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fusionrec.schemas import Event
 
+Headers = Mapping[str, bytes]
+
 
 class EventSink(Protocol):
-    async def send(self, topic: str, key: bytes | None, event: Event) -> None: ...
+    """Writes one record: a typed event, or original bytes passed on unchanged (retries)."""
+
+    async def send(self, topic: str, key: bytes | None, value: Event | bytes, headers: Headers | None = None) -> None: ...
 
 
 @dataclass
 class MemorySink:
-    """Collects what agents send, for tests: ``sent[topic] == [(key, event), ...]``."""
+    """Collects what agents send, for tests: ``sent[topic] == [(key, value), ...]``."""
 
-    sent: dict[str, list[tuple[bytes | None, Event]]] = field(default_factory=dict)
+    sent: dict[str, list[tuple[bytes | None, Event | bytes]]] = field(default_factory=dict)
+    headers: dict[str, list[Headers | None]] = field(default_factory=dict)
 
-    async def send(self, topic: str, key: bytes | None, event: Event) -> None:
-        self.sent.setdefault(topic, []).append((key, event))
+    async def send(self, topic: str, key: bytes | None, value: Event | bytes, headers: Headers | None = None) -> None:
+        self.sent.setdefault(topic, []).append((key, value))
+        self.headers.setdefault(topic, []).append(headers)
 
 
 class FaustSink:
@@ -29,8 +36,8 @@ class FaustSink:
         self._app = app
         self._topics: dict[str, Any] = {}
 
-    async def send(self, topic: str, key: bytes | None, event: Event) -> None:
+    async def send(self, topic: str, key: bytes | None, value: Event | bytes, headers: Headers | None = None) -> None:
         t = self._topics.get(topic)
         if t is None:
             t = self._topics[topic] = self._app.topic(topic, key_serializer="raw", value_serializer="raw")
-        await t.send(key=key, value=event.to_bytes())
+        await t.send(key=key, value=value if isinstance(value, bytes) else value.to_bytes(), headers=headers)

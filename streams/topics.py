@@ -21,12 +21,14 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The four topics fusionrec reads and writes. Pre-created, because auto-created topics
+    """The five topics fusionrec reads and writes. Pre-created, because auto-created topics
     get the broker's default partition count, which would break co-partitioning by user."""
     n, rf = settings.partitions, settings.replication_factor
     return [
         TopicSpec(settings.items_topic, n, rf, {"cleanup.policy": "compact,delete"}),
         TopicSpec(settings.interactions_topic, n, rf),
+        # Same partitions as interactions: the retry agent writes the same profile table.
+        TopicSpec(settings.retry_topic, n, rf),
         TopicSpec(settings.recommendations_topic, n, rf),
         TopicSpec(settings.dead_letters_topic, 1, rf),
     ]

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterator[EmbeddedStack]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("fusionrec"),
@@ -28,6 +34,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
         local_fetch_wait_ms=20,
         encode_batch_wait_s=0.05,
         top_k=5,
+        max_event_bytes=64_000,
+        max_image_bytes=20_000,
+        media_root=media_root,
+        vector_dims={"clip": 4},
+        pending_retry_s=0.5,
+        pending_timeout_s=8.0,
     )
     with EmbeddedStack(settings) as running:
         yield running
@@ -66,6 +78,14 @@ class Driver:
             if got is not None:
                 self.by_trigger[got.recommendation.trigger_event_id or ""] = got.recommendation
         return self.by_trigger[event_id]
+
+    def drain(self, seconds: float) -> None:
+        """Read recommendations for ``seconds``, so a test can tell that none came."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            got = self.consumer.poll(0.1)
+            if got is not None:
+                self.by_trigger[got.recommendation.trigger_event_id or ""] = got.recommendation
 
     def close(self) -> None:
         self.consumer.close()

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def test_profiles_survive_a_worker_restart(stack, driver):
     tag = uuid.uuid4().hex[:6]
-    items = [Item(id=f"{tag}-{i}", title=f"jazz record number {i} with saxophone and trumpet") for i in range(30)]
+    items = [Item(id=f"{tag}-{i}", title=f"vintage mechanical typewriter model {i}") for i in range(30)]
     driver.publish_items(items)
     users = [f"u{n}-{tag}" for n in range(6)]
     seen: dict[str, list[str]] = {u: [] for u in users}

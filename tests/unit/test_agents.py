@@ -1,6 +1,7 @@
 """The agents, run by Faust's test_context(): no broker, in-memory index, sink and table."""
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import faust
@@ -12,8 +13,9 @@ from fusionrec.encoders import HashingTextEncoder
 from fusionrec.schemas import DeadLetter, ErrorCode, Interaction, Item, Recommendation
 from fusionrec.streams import MemorySink, MemoryVectorIndex
 from fusionrec.streams.index import ItemVector
+from fusionrec.streams.media import MemoryMediaFetcher
 
-RECS, DLQ = "recs", "dlq"
+RECS, DLQ, RETRY = "recs", "dlq", "retry"
 
 
 def make_app() -> faust.App:
@@ -34,15 +36,21 @@ def catalogue() -> MemoryVectorIndex:
     return index
 
 
-def test_recommend_agent_routes_good_bad_and_duplicate_events():
+def make_recommend(index: MemoryVectorIndex, timeout_s: float = 600.0):
     app = make_app()
     table: dict[bytes, bytes] = {}
     sink = MemorySink()
-    agent = recommend.register(
-        app, topic=app.channel(), table=table,
-        processor=recommend.Recommender(catalogue(), ProfileModel(), top_k=2, max_candidates=50, max_event_bytes=10_000),
+    agent, retry_agent = recommend.register(
+        app, topic=app.channel(), retry_topic=app.topic(RETRY), table=table,
+        processor=recommend.Recommender(index, ProfileModel(), top_k=2, max_candidates=50, max_event_bytes=10_000),
         sink=sink, recommendations=RECS, dead_letters=DLQ,
+        retry=recommend.RetryPolicy(first_delay_s=0.01, timeout_s=timeout_s),
     )
+    return agent, retry_agent, table, sink
+
+
+def test_recommend_agent_routes_good_bad_duplicate_and_late_events():
+    agent, _, table, sink = make_recommend(catalogue())
 
     async def run() -> list:
         async with agent.test_context() as ctx:
@@ -57,7 +65,7 @@ def test_recommend_agent_routes_good_bad_and_duplicate_events():
     results = asyncio.run(run())
     recs = [r for r in results if isinstance(r, Recommendation)]
     assert [type(r).__name__ for r in results] == [
-        "Recommendation", "DeadLetter", "Duplicate", "DeadLetter", "DeadLetter", "Recommendation",
+        "Recommendation", "DeadLetter", "Duplicate", "Deferred", "DeadLetter", "Recommendation",
     ]
     assert [r.trigger_event_id for r in recs] == ["e1", "e4"]
     assert [i.item_id for i in recs[0].items] == ["jazz-2", "jazz-3"]
@@ -65,17 +73,62 @@ def test_recommend_agent_routes_good_bad_and_duplicate_events():
     assert second[0] == "jazz-3" and not {"jazz-1", "jazz-2"} & set(second)  # seen items dropped
     assert [(k, e.trigger_event_id) for k, e in sink.sent[RECS]] == [(b"u1", "e1"), (b"u1", "e4")]
     codes = [e.error_code for _, e in sink.sent[DLQ]]
-    assert codes == [ErrorCode.MALFORMED_JSON, ErrorCode.UNKNOWN_ITEM, ErrorCode.KEY_MISMATCH]
+    assert codes == [ErrorCode.MALFORMED_JSON, ErrorCode.KEY_MISMATCH]
+    # The late event went to the retry topic as its original bytes, with its retry headers.
+    [(key, raw)] = sink.sent[RETRY]
+    assert key == b"u1" and Interaction.model_validate_json(raw).item_id == "no-such-item"
+    [headers] = sink.headers[RETRY]
+    assert headers[recommend.ATTEMPT] == b"1" and headers[recommend.ORIGIN].endswith(b"|3")
     assert all(isinstance(e, DeadLetter) and e.original for _, e in sink.sent[DLQ])
     state = ProfileState.from_bytes(table[b"u1"])
     assert state.n_events == 2 and state.seen == ("jazz-1", "jazz-2")
+
+
+def retried(eid: str, item: str, *, attempt: int, first_seen: float) -> dict:
+    return {
+        "value": interaction(eid, "u1", item), "key": b"u1",
+        "headers": {recommend.ATTEMPT: str(attempt).encode(), recommend.FIRST_SEEN: repr(first_seen).encode(),
+                    recommend.ORIGIN: b"interactions|1|42"},
+    }
+
+
+def test_retry_agent_applies_an_event_once_its_item_exists():
+    index = catalogue()
+    _, retry_agent, table, sink = make_recommend(index)
+    index.upsert([ItemVector("late", np.asarray([1, 0, 0, 0], dtype=np.float32), "test@4")])
+
+    async def run() -> list:
+        async with retry_agent.test_context() as ctx:
+            await ctx.put(**retried("e9", "late", attempt=2, first_seen=time.time() - 5))
+            return list(ctx.results.values())
+
+    [rec] = asyncio.run(run())
+    assert isinstance(rec, Recommendation) and rec.trigger_event_id == "e9"
+    assert ProfileState.from_bytes(table[b"u1"]).seen == ("late",)
+
+
+def test_retry_agent_defers_again_then_dead_letters_after_the_timeout():
+    _, retry_agent, _, sink = make_recommend(catalogue(), timeout_s=30.0)
+
+    async def run() -> list:
+        async with retry_agent.test_context() as ctx:
+            await ctx.put(**retried("e1", "never", attempt=1, first_seen=time.time() - 1))
+            await ctx.put(**retried("e2", "never", attempt=4, first_seen=time.time() - 31))
+            return list(ctx.results.values())
+
+    deferred, letter = asyncio.run(run())
+    assert deferred == recommend.Deferred("e1", 2)
+    assert sink.headers[RETRY][0][recommend.ATTEMPT] == b"2"
+    assert isinstance(letter, DeadLetter) and letter.error_code is ErrorCode.UNKNOWN_ITEM
+    assert (letter.source_topic, letter.partition, letter.offset) == ("interactions", 1, 42)
+    assert "gave up after 4 retries" in letter.reason
 
 
 def test_encode_items_agent_stores_vectors_and_dead_letters_bad_items():
     app = make_app()
     index = MemoryVectorIndex()
     sink = MemorySink()
-    processor = encode_items.ItemEncoder(HashingTextEncoder(64), index, max_event_bytes=10_000)
+    processor = encode_items.ItemEncoder(HashingTextEncoder(64), index, MemoryMediaFetcher(), max_event_bytes=10_000)
     agent = encode_items.register(app, topic=app.channel(), processor=processor, sink=sink, dead_letters=DLQ,
                                   batch_size=8, batch_wait_s=0.05)
 
@@ -93,4 +146,4 @@ def test_encode_items_agent_stores_vectors_and_dead_letters_bad_items():
     stored = index.get(["a", "b"])
     assert stored["a"].available is False  # the newer version of "a" won
     assert stored["a"].encoder_version == "hashing-bow-64@1" and stored["a"].vector.dtype == np.float32
-    assert sorted(e.error_code for _, e in sink.sent[DLQ]) == [ErrorCode.INVALID_EVENT, ErrorCode.INVALID_EVENT]
+    assert sorted(e.error_code for _, e in sink.sent[DLQ]) == [ErrorCode.INVALID_EVENT, ErrorCode.NOTHING_TO_ENCODE]

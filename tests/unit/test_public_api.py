@@ -7,7 +7,7 @@ import pytest
 EXPECTED = {
     "fusionrec.schemas": {
         "SCHEMA_VERSION", "ConfigError", "DeadLetter", "EmbeddedStackError", "EncoderError", "ErrorCode", "Event",
-        "EventError", "FusionrecError", "Interaction", "InteractionType", "Item", "Recommendation",
+        "EventError", "FusionrecError", "Interaction", "InteractionType", "Item", "MediaKind", "MediaRef", "Recommendation",
         "RecommendedItem", "StreamError", "VectorIndexError", "decode",
     },
     "fusionrec.encoders": {
@@ -18,7 +18,8 @@ EXPECTED = {
         "DEFAULT_EVENT_WEIGHTS", "ProfileConfig", "ProfileModel", "ProfileState", "overfetch", "top_k_unseen",
     },
     "fusionrec.streams": {
-        "EmbeddedStack", "EventSink", "FaustSink", "ItemVector", "MemorySink", "MemoryVectorIndex",
+        "EmbeddedStack", "EventSink", "FaustSink", "ItemVector", "MediaFetcher", "MediaPolicy", "MemoryMediaFetcher",
+        "MemorySink", "MemoryVectorIndex", "PolicyMediaFetcher",
         "MilvusVectorIndex", "Publisher", "Received", "RecommendationConsumer", "Settings", "TopicSpec",
         "VectorIndex", "create_topics", "kafka_config", "open_index", "topic_specs",
     },

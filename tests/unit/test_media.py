@@ -1,0 +1,124 @@
+"""The media policy and the decode checks, on local files and made-up host names (no network)."""
+
+import io
+
+import numpy as np
+import pytest
+
+from fusionrec.agents.encode_items import check_vectors
+from fusionrec.encoders.media import check_media
+from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
+from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
+
+K = MediaKind
+HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
+         "sneaky.example.com": ["93.184.216.34", "127.0.0.1"], "v6.example.com": ["::1"]}
+
+
+def fetcher(tmp_path, **kw) -> PolicyMediaFetcher:
+    return PolicyMediaFetcher(MediaPolicy(media_root=tmp_path / "media", **kw), resolve=lambda h: HOSTS[h])
+
+
+def code_of(fn) -> ErrorCode:
+    with pytest.raises(EventError) as info:
+        fn()
+    return info.value.code
+
+
+@pytest.fixture
+def media_dir(tmp_path):
+    root = tmp_path / "media"
+    (root / "img").mkdir(parents=True)
+    (root / "img" / "a.png").write_bytes(b"png-bytes")
+    (tmp_path / "secret.txt").write_text("outside")
+    (root / "link").symlink_to(tmp_path / "secret.txt")
+    return root
+
+
+def test_file_uris_inside_the_root_are_read(tmp_path, media_dir):
+    assert fetcher(tmp_path).fetch(K.IMAGE, MediaRef(uri=f"file://{media_dir}/img/a.png")) == b"png-bytes"
+
+
+@pytest.mark.parametrize(
+    ("uri", "code"),
+    [
+        ("file://{root}/../secret.txt", ErrorCode.MEDIA_NOT_ALLOWED),  # traversal
+        ("file://{root}/img/%2e%2e/%2e%2e/secret.txt", ErrorCode.MEDIA_NOT_ALLOWED),  # encoded traversal
+        ("file://{root}/link", ErrorCode.MEDIA_NOT_ALLOWED),  # symlink out of the root
+        ("file:///etc/passwd", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("file://otherhost/{root}/img/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("file://{root}/img/missing.png", ErrorCode.MEDIA_FETCH_FAILED),
+        ("ftp://cdn.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("gopher://cdn.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http://127.0.0.1:8080/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http://[::1]/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http://intranet.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http://sneaky.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),  # one private answer is enough
+        ("http://v6.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http://169.254.169.254/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http:///nohost", ErrorCode.MEDIA_NOT_ALLOWED),
+    ],
+)
+def test_policy_refuses(tmp_path, media_dir, uri, code):
+    assert code_of(lambda: fetcher(tmp_path).fetch(K.IMAGE, MediaRef(uri=uri.format(root=media_dir)))) is code
+
+
+def test_http_can_be_switched_off(tmp_path):
+    f = fetcher(tmp_path, allow_http=False)
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="https://cdn.example.com/a.png"))) is ErrorCode.MEDIA_NOT_ALLOWED
+
+
+def test_file_media_needs_a_root():
+    f = PolicyMediaFetcher(MediaPolicy(media_root=None))
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="file:///tmp/a.png"))) is ErrorCode.MEDIA_NOT_ALLOWED
+
+
+def test_size_limits_per_modality(tmp_path, media_dir):
+    f = fetcher(tmp_path, max_bytes={K.IMAGE: 4, K.AUDIO: 100, K.VIDEO: 100})
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(data=b"12345"))) is ErrorCode.MEDIA_TOO_LARGE
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri=f"file://{media_dir}/img/a.png"))) is ErrorCode.MEDIA_TOO_LARGE
+    assert f.fetch(K.AUDIO, MediaRef(data=b"12345")) == b"12345"
+
+
+def test_memory_fetcher_twin():
+    f = MemoryMediaFetcher({"mem://a": b"x"})
+    assert f.fetch(K.IMAGE, MediaRef(uri="mem://a")) == b"x"
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="mem://b"))) is ErrorCode.MEDIA_FETCH_FAILED
+
+
+def png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 6), (1, 2, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav() -> bytes:
+    import soundfile
+
+    buf = io.BytesIO()
+    soundfile.write(buf, np.zeros(800, dtype=np.float32), 8000, format="WAV")
+    return buf.getvalue()
+
+
+def test_decode_checks_accept_real_media_and_refuse_corrupt_bytes():
+    assert check_media(K.IMAGE, png()).detail == "8x6 RGB"
+    assert check_media(K.AUDIO, wav()).detail.startswith("8000 Hz x 1")
+    for kind, data in [(K.IMAGE, png()[:30]), (K.IMAGE, wav()), (K.AUDIO, wav()[:20]), (K.AUDIO, png()),
+                       (K.VIDEO, b"\x00\x00\x00\x18ftypmp42 garbage")]:
+        assert code_of(lambda k=kind, d=data: check_media(k, d)) is ErrorCode.MEDIA_UNDECODABLE
+
+
+@pytest.mark.parametrize(
+    ("vectors", "ok"),
+    [({"clip": [0.1] * 4}, True), ({"clip": [0.1] * 3}, False), ({"other": [0.1] * 4}, False),
+     ({"clip": [0.1, float("nan"), 0, 0]}, False), ({"clip": [float("inf"), 0, 0, 0]}, False)],
+)
+def test_ready_made_vectors_are_declared_sized_and_finite(vectors, ok):
+    item = Item(id="a", title="t", vectors=vectors)
+    if ok:
+        check_vectors(item, {"clip": 4})
+    else:
+        assert code_of(lambda: check_vectors(item, {"clip": 4})) is ErrorCode.BAD_VECTOR
