@@ -3,14 +3,22 @@
 No broker, Milvus or model code here. The streaming agent stores :meth:`ProfileState.to_bytes`
 in a Faust table; the offline harness keeps the same states in a dict. Both call this module.
 
-The profile vector is a time-decayed, event-weighted mean of the vectors of the items a user
-touched. Sums are kept decayed to ``ref_time`` so one event costs O(dim):
+A profile has three views of a user's taste:
+
+- **long-term**: a time-decayed, event-weighted mean of the vectors of the items a user touched;
+- **short-term**: an exponential moving average over the last few events (by count, not time), so
+  the list follows a change of taste within a few events;
+- **interests**: up to ``max_interests`` centroids of positively-weighted items, clustered online
+  (PinnerSage-style), so one average does not blur distinct tastes into a taste nobody has.
+
+Long-term sums are kept decayed to ``ref_time`` so one event costs O(dim):
 
     S <- 2^(-dt/h) * S + w * x        W <- 2^(-dt/h) * W + |w|        vector = S / W
 
 Out-of-order rule: an event older than ``ref_time`` is not rejected; its contribution is decayed
-by its own age instead (``w * 2^(-(ref_time - t)/h)``) and ``ref_time`` stays. So the result
-is the same whatever order the events arrive in, up to float rounding.
+by its own age instead (``w * 2^(-(ref_time - t)/h)``) and ``ref_time`` stays. So the long-term
+vector is the same whatever order the events arrive in, up to float rounding. The short-term view
+follows arrival order on purpose: it is "what the user did last".
 """
 
 from __future__ import annotations
@@ -53,8 +61,12 @@ class ProfileConfig:
     half_life_s: float = 14 * 86_400.0
     weights: Mapping[InteractionType, float] = field(default_factory=lambda: DEFAULT_EVENT_WEIGHTS)
     rating_midpoint: float = 3.0
+    short_term_alpha: float = 0.35
+    max_interests: int = 3
+    interest_threshold: float = 0.5
     max_seen: int = 2_000
     max_event_ids: int = 2_000
+    max_recent: int = 20
 
     def event_weight(self, kind: InteractionType, value: float | None) -> float:
         """
@@ -79,34 +91,57 @@ class ProfileState:
     sum_vector: np.ndarray | None = None
     weight: float = 0.0
     ref_time: float = 0.0
+    short_vector: np.ndarray | None = None
+    interests: tuple[np.ndarray, ...] = ()  # un-normalised centroid sums
+    interest_weights: tuple[float, ...] = ()
     seen: tuple[str, ...] = ()
     event_ids: tuple[str, ...] = ()
+    recent: tuple[str, ...] = ()  # latest positively-weighted items, newest last
     n_events: int = 0
-    last_item: str | None = field(default=None)
 
     def vector(self) -> np.ndarray | None:
-        """The unit-length profile direction, or ``None`` while the user has no signal."""
+        """The unit-length long-term direction, or ``None`` while the user has no signal."""
         if self.sum_vector is None or self.weight <= 0:
             return None
-        mean = self.sum_vector / self.weight
-        norm = float(np.linalg.norm(mean))
-        return (mean / norm).astype(np.float32) if norm > 1e-9 else None
+        return _unit(self.sum_vector / self.weight)
+
+    def short_term(self) -> np.ndarray | None:
+        return None if self.short_vector is None else _unit(self.short_vector)
+
+    def interest_vectors(self) -> list[tuple[np.ndarray, float]]:
+        """Unit centroids with their share of the user's positive weight, largest first."""
+        total = sum(self.interest_weights) or 1.0
+        out = [(_unit(c), w / total) for c, w in zip(self.interests, self.interest_weights, strict=True)]
+        return sorted(((v, w) for v, w in out if v is not None), key=lambda vw: -vw[1])
+
+    def queries(self) -> list[tuple[str, np.ndarray, float]]:
+        """The vectors to retrieve with, each with its name and weight (short-term weighs most)."""
+        out: list[tuple[str, np.ndarray, float]] = []
+        short = self.short_term()
+        if short is not None:
+            out.append(("short", short, 1.0))
+        out += [(f"interest{i}", v, 0.5 + 0.5 * w) for i, (v, w) in enumerate(self.interest_vectors())]
+        long = self.vector()
+        if long is not None and not out:
+            out.append(("long", long, 1.0))
+        return out
 
     def has_applied(self, event_id: str) -> bool:
         return event_id in self.event_ids
 
     def to_bytes(self) -> bytes:
         doc = {
-            "v": 1,
-            "sum": None
-            if self.sum_vector is None
-            else base64.b64encode(self.sum_vector.astype("<f4").tobytes()).decode(),
+            "v": 2,
+            "sum": _b64(self.sum_vector),
             "weight": self.weight,
             "ref_time": self.ref_time,
+            "short": _b64(self.short_vector),
+            "interests": [_b64(c) for c in self.interests],
+            "interest_weights": list(self.interest_weights),
             "seen": list(self.seen),
             "event_ids": list(self.event_ids),
+            "recent": list(self.recent),
             "n_events": self.n_events,
-            "last_item": self.last_item,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -115,16 +150,31 @@ class ProfileState:
         if not raw:
             return cls()
         doc = json.loads(raw)
-        vec = None if doc["sum"] is None else np.frombuffer(base64.b64decode(doc["sum"]), dtype="<f4").copy()
         return cls(
-            sum_vector=vec,
+            sum_vector=_unb64(doc["sum"]),
             weight=doc["weight"],
             ref_time=doc["ref_time"],
+            short_vector=_unb64(doc.get("short")),
+            interests=tuple(v for v in map(_unb64, doc.get("interests", [])) if v is not None),
+            interest_weights=tuple(doc.get("interest_weights", [])),
             seen=tuple(doc["seen"]),
             event_ids=tuple(doc["event_ids"]),
+            recent=tuple(doc.get("recent", [])),
             n_events=doc["n_events"],
-            last_item=doc.get("last_item"),
         )
+
+
+def _unit(v: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 1e-9 else None
+
+
+def _b64(v: np.ndarray | None) -> str | None:
+    return None if v is None else base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
+
+
+def _unb64(s: str | None) -> np.ndarray | None:
+    return None if s is None else np.frombuffer(base64.b64decode(s), dtype="<f4").copy()
 
 
 def _push_bounded(items: tuple[str, ...], new: str, cap: int) -> tuple[str, ...]:
@@ -177,13 +227,40 @@ class ProfileModel:
         else:
             d = self._decay(ref - timestamp)
             s, total = s + d * w * x, total + d * abs(w)
+        unit = _unit(x)
+        short = state.short_vector
+        if unit is not None:
+            step = cfg.short_term_alpha * w * unit
+            short = step if short is None else (1 - cfg.short_term_alpha) * short + step
+        interests, interest_weights = state.interests, state.interest_weights
+        if w > 0 and unit is not None:
+            interests, interest_weights = self._cluster(interests, interest_weights, unit, w)
         return replace(
             state,
             sum_vector=s.astype(np.float32),
             weight=total,
             ref_time=ref,
+            short_vector=None if short is None else short.astype(np.float32),
+            interests=interests,
+            interest_weights=interest_weights,
             seen=_push_bounded(state.seen, item_id, cfg.max_seen),
             event_ids=_push_bounded(state.event_ids, event_id, cfg.max_event_ids),
+            recent=_push_bounded(state.recent, item_id, cfg.max_recent) if w > 0 else state.recent,
             n_events=state.n_events + 1,
-            last_item=item_id,
         )
+
+    def _cluster(
+        self, centroids: tuple[np.ndarray, ...], weights: tuple[float, ...], x: np.ndarray, w: float
+    ) -> tuple[tuple[np.ndarray, ...], tuple[float, ...]]:
+        """Online clustering: join the nearest interest if close enough (or if no room is left),
+        else open a new one."""
+        cs, ws = list(centroids), list(weights)
+        sims = [float(x @ u) for u in (_unit(c) for c in cs) if u is not None] if cs else []
+        best = int(np.argmax(sims)) if sims else -1
+        if best >= 0 and (sims[best] >= self.config.interest_threshold or len(cs) >= self.config.max_interests):
+            cs[best] = (cs[best] + w * x).astype(np.float32)
+            ws[best] += w
+        else:
+            cs.append((w * x).astype(np.float32))
+            ws.append(w)
+        return tuple(cs), tuple(ws)

@@ -1,8 +1,18 @@
-"""Turning nearest-neighbour candidates into a list: drop seen items, dedupe, cut to k."""
+"""Turning candidates from several sources into one list: blend, filter, diversify, explain.
+
+Pure functions over plain data; the agent gathers the candidates (Milvus, co-occurrence,
+popularity) and the offline harness calls the same code.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+import math
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .stats import Catalogue, ItemInfo
 
 
 def overfetch(k: int, n_excluded: int, cap: int) -> int:
@@ -32,3 +42,122 @@ def top_k_unseen(
         if score > best.get(item_id, float("-inf")):
             best[item_id] = score
     return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+@dataclass(frozen=True)
+class RankWeights:
+    """How much each signal counts; ``diversity`` is MMR's 1 - lambda (0 = pure relevance)."""
+
+    content: float = 1.0
+    cooccurrence: float = 0.6
+    popularity: float = 0.25
+    freshness: float = 0.1
+    diversity: float = 0.2
+    freshness_half_life_s: float = 7 * 86_400.0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Business rules for one list; from settings, or from an on-demand request."""
+
+    include_categories: frozenset[str] = frozenset()
+    exclude_categories: frozenset[str] = frozenset()
+
+    def allows(self, info: ItemInfo | None) -> bool:
+        if info is None:
+            return not self.include_categories
+        if not info.available:
+            return False
+        if self.include_categories and info.category not in self.include_categories:
+            return False
+        return info.category not in self.exclude_categories
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    content: float = 0.0
+    cooccurrence: float = 0.0
+    popularity: float = 0.0
+    reasons: dict[str, str] = field(default_factory=dict)  # signal -> reason text
+
+    def add(self, signal: str, score: float, reason: str) -> None:
+        if score > getattr(self, signal):
+            setattr(self, signal, score)
+            self.reasons[signal] = reason
+
+
+@dataclass(frozen=True)
+class Ranked:
+    item_id: str
+    score: float
+    reason: str
+
+
+def freshness(updated_at: float, now: float, half_life_s: float) -> float:
+    """1 for an item updated now, halving every ``half_life_s``; 0 when the time is unknown.
+
+    >>> freshness(100.0, 100.0, 10.0), freshness(90.0, 100.0, 10.0), freshness(0.0, 100.0, 10.0)
+    (1.0, 0.5, 0.0)
+    """
+    if updated_at <= 0:
+        return 0.0
+    return math.pow(2.0, -max(now - updated_at, 0.0) / half_life_s)
+
+
+def rank(
+    candidates: Mapping[str, Candidate],
+    *,
+    k: int,
+    weights: RankWeights,
+    catalogue: Catalogue,
+    exclude: Container[str],
+    filters: Filters,
+    now: float,
+    vectors: Mapping[str, np.ndarray] | None = None,
+) -> list[Ranked]:
+    """Blend the signals, drop excluded/unavailable/filtered items, then pick ``k`` by MMR.
+
+    MMR (maximal marginal relevance) takes, at each step, the candidate with the best
+    ``(1 - diversity) * score - diversity * max cosine to what is already picked``, so a list
+    is not ten near-copies of one item. Candidates without a vector count as dissimilar.
+
+    >>> cands = {i: Candidate(i, content=s) for i, s in [("a", 0.9), ("b", 0.89), ("c", 0.5)]}
+    >>> vecs = {"a": np.array([1.0, 0.0]), "b": np.array([1.0, 0.0]), "c": np.array([0.0, 1.0])}
+    >>> [r.item_id for r in rank(cands, k=2, weights=RankWeights(diversity=0.0), catalogue=Catalogue(),
+    ...                          exclude=set(), filters=Filters(), now=0.0, vectors=vecs)]
+    ['a', 'b']
+    >>> [r.item_id for r in rank(cands, k=2, weights=RankWeights(diversity=0.5), catalogue=Catalogue(),
+    ...                          exclude=set(), filters=Filters(), now=0.0, vectors=vecs)]
+    ['a', 'c']
+    """
+    pool: list[tuple[str, float, str]] = []
+    for item_id, c in candidates.items():
+        info = catalogue.get(item_id)
+        if item_id in exclude or not filters.allows(info):
+            continue
+        parts = {
+            "content": weights.content * c.content,
+            "cooccurrence": weights.cooccurrence * c.cooccurrence,
+            "popularity": weights.popularity * c.popularity,
+        }
+        fresh = weights.freshness * freshness(info.updated_at if info else 0.0, now, weights.freshness_half_life_s)
+        main = max(parts, key=lambda p: parts[p])
+        pool.append((item_id, sum(parts.values()) + fresh, c.reasons.get(main, "")))
+    pool.sort(key=lambda t: (-t[1], t[0]))
+    if not weights.diversity or not vectors:
+        return [Ranked(i, round(s, 6), r) for i, s, r in pool[:k]]
+    units = {i: v / (np.linalg.norm(v) or 1.0) for i, v in vectors.items()}
+    picked: list[tuple[str, float, str]] = []
+    lam = 1.0 - weights.diversity
+    while pool and len(picked) < k:
+        def mmr(t: tuple[str, float, str]) -> float:
+            v = units.get(t[0])
+            if v is None or not picked:
+                return lam * t[1]
+            sim = max((float(v @ units[p[0]]) for p in picked if p[0] in units), default=0.0)
+            return lam * t[1] - weights.diversity * sim
+        best = max(pool, key=mmr)
+        pool.remove(best)
+        picked.append(best)
+    return [Ranked(i, round(s, 6), r) for i, s, r in picked]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import threading
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from fusionrec.schemas import (
     ErrorCode,
@@ -21,13 +25,15 @@ from fusionrec.schemas import (
 from fusionrec.streams.index import VectorIndex
 from fusionrec.streams.sinks import EventSink
 
+from .emission import Decision, EmissionConfig, EmissionPolicy
 from .profile import ProfileModel, ProfileState
-from .ranking import overfetch, top_k_unseen
+from .ranking import Candidate, Filters, RankWeights, overfetch, rank
+from .stats import Catalogue, ItemStats
 from .routing import dead_letter, internal_error, retry_unavailable
 
 logger = logging.getLogger(__name__)
 
-PROFILE_VERSION = "profile-v1"
+PROFILE_VERSION = "profile-v2"
 
 
 @dataclass(frozen=True)
@@ -37,20 +43,41 @@ class Duplicate:
     event_id: str
 
 
+class Views:
+    """The catalogue and the catalogue-wide statistics, shared between the thread that feeds them
+    and the threads that rank; every access holds the lock."""
+
+    def __init__(self, catalogue: Catalogue | None = None, stats: ItemStats | None = None) -> None:
+        self.catalogue = catalogue or Catalogue()
+        self.stats = stats or ItemStats()
+        self.lock = threading.Lock()
+
+
 class Recommender:
     """Applies one interaction to a profile state and builds the user's fresh list.
 
-    Pure apart from the vector index it is given; the agent owns the table and the topics.
+    Candidates come from three sources, merged: nearest neighbours in the vector index of the
+    profile's short-term and interest vectors (over-fetched, seen items dropped outside the
+    index), items that co-occur with the user's recent items, and popular/trending items (the
+    only source for a user with no history). :func:`~fusionrec.agents.ranking.rank` blends,
+    filters and diversifies them. Pure apart from the index and views it is given.
     """
 
     def __init__(
-        self, index: VectorIndex, model: ProfileModel, *, top_k: int, max_candidates: int, max_event_bytes: int
+        self, index: VectorIndex, model: ProfileModel, *, views: Views, top_k: int, max_candidates: int,
+        max_event_bytes: int, weights: RankWeights | None = None, filters: Filters | None = None,
+        per_source: int = 50,
     ) -> None:
         self.index = index
         self.model = model
+        self.views = views
         self.top_k = top_k
         self.max_candidates = max_candidates
         self.max_event_bytes = max_event_bytes
+        self.weights = weights or RankWeights()
+        self.filters = filters or Filters()
+        self.per_source = per_source
+        self.encoder_version = "unknown"
 
     def decode(self, raw: bytes | None, key: bytes | None) -> Interaction:
         event = decode(Interaction, raw, max_bytes=self.max_event_bytes)
@@ -61,28 +88,63 @@ class Recommender:
 
     def handle(self, event: Interaction, state: ProfileState) -> tuple[ProfileState, Recommendation]:
         """Blocking (index calls): the new state and the list it yields."""
-        found = self.index.get([event.item_id])
-        item = found.get(event.item_id)
+        item = self.index.get([event.item_id]).get(event.item_id)
         if item is None:
             raise EventError(ErrorCode.UNKNOWN_ITEM, f"item {event.item_id!r} is not in the index")
+        self.encoder_version = item.encoder_version
         state = self.model.learn_one(
             state, event.event_id, event.item_id, item.vector, event.type, event.value, event.timestamp.timestamp()
         )
-        return state, self.recommend(state, event, f"{PROFILE_VERSION}+{item.encoder_version}")
+        return state, self.recommend(state, event.user_id, trigger=event)
 
-    def recommend(self, state: ProfileState, event: Interaction | None, model_version: str) -> Recommendation:
-        profile = state.vector()
-        ranked: list[tuple[str, float]] = []
-        if profile is not None:
-            limit = overfetch(self.top_k, len(state.seen), self.max_candidates)
-            ranked = top_k_unseen(self.index.search(profile, limit), set(state.seen), self.top_k)
+    def _title(self, item_id: str) -> str:
+        info = self.views.catalogue.get(item_id)
+        return f"\u201c{info.title}\u201d" if info and info.title else item_id
+
+    def recommend(
+        self, state: ProfileState, user_id: str, *, trigger: Interaction | None = None,
+        filters: Filters | None = None, k: int | None = None, now: float | None = None,
+    ) -> Recommendation:
+        """The list for ``state`` now (blocking: index calls). Works for a user with no history too."""
+        k = k or self.top_k
+        now = time.time() if now is None else now
+        seen = set(state.seen)
+        queries = state.queries()
+        limit = overfetch(self.per_source, len(seen), self.max_candidates)
+        results = self.index.search_many([q[1] for q in queries], limit) if queries else []
+        candidates: dict[str, Candidate] = {}
+
+        def cand(item_id: str) -> Candidate:
+            return candidates.setdefault(item_id, Candidate(item_id))
+
+        with self.views.lock:
+            last = self._title(state.recent[-1]) if state.recent else ""
+            for (name, _, weight), hits in zip(queries, results, strict=True):
+                reason = f"similar to {last}" if name == "short" and last else "similar to items you liked"
+                for item_id, score in hits:
+                    cand(item_id).add("content", weight * score, reason)
+            for item_id, score, via in self.views.stats.neighbours(state.recent[-5:], self.per_source):
+                cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
+            for item_id, score in self.views.stats.popular(self.per_source, trending=True):
+                cand(item_id).add("popularity", score, "popular now")
+            for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
+                candidates[item_id].popularity = max(candidates[item_id].popularity, score)
+            catalogue = self.views.catalogue
+            pool = sorted(candidates, key=lambda i: -max(candidates[i].content, candidates[i].cooccurrence,
+                                                         candidates[i].popularity))[: 4 * k + len(seen)]
+        vectors = {i: v.vector for i, v in self.index.get(pool).items()} if self.weights.diversity else None
+        with self.views.lock:
+            ranked = rank(
+                {i: candidates[i] for i in pool}, k=k, weights=self.weights, catalogue=catalogue, exclude=seen,
+                filters=filters or self.filters, now=now, vectors=vectors,
+            )
         return Recommendation(
-            user_id=event.user_id if event else "",
-            items=[RecommendedItem(item_id=i, score=round(s, 6), reason="similar to your profile") for i, s in ranked],
-            model_version=model_version,
+            user_id=user_id,
+            items=[RecommendedItem(item_id=r.item_id, score=r.score, reason=r.reason) for r in ranked],
+            model_version=f"{PROFILE_VERSION}+{self.encoder_version}",
             generated_at=datetime.now(UTC),
-            trigger_event_id=event.event_id if event else None,
-            trigger_timestamp=event.timestamp if event else None,
+            trigger_event_id=trigger.event_id if trigger else None,
+            trigger_timestamp=trigger.timestamp if trigger else None,
         )
 
 
@@ -122,19 +184,51 @@ def _headers(message: Any) -> dict[str, bytes]:
     return {k: v for k, v in (raw.items() if isinstance(raw, dict) else raw)}
 
 
+@dataclass(frozen=True)
+class NotEmitted:
+    """An applied event whose list was not published: unchanged, or held by the rate cap."""
+
+    event_id: str
+    decision: Decision
+
+
 def register(
     app: Any, *, topic: Any, retry_topic: Any, table: MutableMapping[bytes, bytes], processor: Recommender,
     sink: EventSink, recommendations: str, dead_letters: str, retry: RetryPolicy,
+    emission: EmissionPolicy[Interaction] | None = None,
 ) -> tuple[Any, Any]:
     """Add the ``recommend`` and ``retry_pending`` agents to a Faust ``app``.
 
     Each yields one outcome per event: the :class:`Recommendation` it emitted, the
-    :class:`DeadLetter` it wrote, a :class:`Duplicate`, or a :class:`Deferred`. An interaction
+    :class:`DeadLetter` it wrote, a :class:`Duplicate`, :class:`NotEmitted` (the emission policy
+    held it or the list did not change) or a :class:`Deferred`. An interaction
     whose item is not indexed yet goes to the retry topic (same partitions, same key, so the same
     worker and profile table take it up) and is retried with growing delays until the item exists
     or ``retry.timeout_s`` has passed since it was first read; then it is dead-lettered.
     """
     retry_name = retry_topic.get_topic_name()
+    emission = emission or EmissionPolicy(EmissionConfig(only_changed=False))
+
+    async def emit(key: bytes, rec: Recommendation, trigger: Interaction) -> Recommendation | NotEmitted:
+        decision = emission.offer(rec.user_id, [i.item_id for i in rec.items], now=time.time(), trigger=trigger)
+        if decision is not Decision.EMIT:
+            return NotEmitted(trigger.event_id, decision)
+        await sink.send(recommendations, key, rec)
+        return rec
+
+    if emission.config.min_interval_s > 0:
+
+        @app.timer(interval=max(emission.config.min_interval_s / 4, 0.05))
+        async def flush_held() -> None:
+            loop = asyncio.get_running_loop()
+            for user, trigger in emission.due(now=time.time()):
+                key = user.encode()
+                state = ProfileState.from_bytes(table.get(key))
+                rec = await retry_unavailable(
+                    lambda: loop.run_in_executor(None, lambda: processor.recommend(state, user, trigger=trigger)),
+                    what="flush_held",
+                )
+                await emit(key, rec, trigger)
 
     async def process(message: Any, attempt: int, first_seen: float) -> Any:
         loop = asyncio.get_running_loop()
@@ -165,8 +259,7 @@ def register(
             await sink.send(dead_letters, message.key, letter)
             return letter
         table[message.key] = state.to_bytes()
-        await sink.send(recommendations, message.key, rec)
-        return rec
+        return await emit(message.key, rec, interaction)
 
     @app.agent(topic, name="recommend")
     async def recommend(stream: Any) -> Any:
@@ -187,3 +280,47 @@ def register(
             yield await process(message, attempt, first_seen)
 
     return recommend, retry_pending
+
+
+def register_page(app: Any, *, table: Any, processor: Recommender) -> Any:
+    """``GET /recommend/{user}/?k=10&category=a&exclude_category=b``: a user's list now, without an
+    event (cold-start users get popular items). Routed to the worker that owns the user's partition."""
+
+    @app.page("/recommend/{user}/")
+    @app.table_route(table=table, match_info="user")
+    async def recommendation_page(web: Any, request: Any, user: str) -> Any:
+        query = request.query
+        try:
+            k = int(query.get("k", processor.top_k))
+        except ValueError:
+            return web.json({"error": "k must be an integer"}, status=400)
+        filters = Filters(
+            include_categories=frozenset(query.getall("category", [])),
+            exclude_categories=frozenset(query.getall("exclude_category", [])),
+        )
+        state = ProfileState.from_bytes(table.get(user.encode()))
+        loop = asyncio.get_running_loop()
+        rec = await loop.run_in_executor(
+            None, lambda: processor.recommend(state, user, filters=filters, k=max(1, min(k, 1000)))
+        )
+        return web.bytes(rec.to_bytes(), content_type="application/json")
+
+    @app.page("/profile/{user}/")
+    @app.table_route(table=table, match_info="user")
+    async def profile_page(web: Any, request: Any, user: str) -> Any:
+        """What the worker holds for a user (for operators and for checking replays)."""
+        state = ProfileState.from_bytes(table.get(user.encode()))
+        return web.json({
+            "user_id": user,
+            "n_events": state.n_events,
+            "seen": list(state.seen),
+            "recent": list(state.recent),
+            "interests": len(state.interests),
+            # The numbers only (no event ids): equal for two users who did the same things.
+            "vectors_sha256": hashlib.sha256(b"".join(
+                np.asarray(v, dtype="<f4").tobytes()
+                for v in (state.sum_vector, state.short_vector, *state.interests) if v is not None
+            ) + repr((state.weight, state.interest_weights)).encode()).hexdigest(),
+        })
+
+    return recommendation_page, profile_page

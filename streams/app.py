@@ -3,13 +3,17 @@ encoder workers and CPU profile workers scale independently; parallelism = parti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Literal
 
 import faust
 
 from fusionrec.agents import encode_items, recommend
+from fusionrec.agents.emission import EmissionConfig, EmissionPolicy
 from fusionrec.agents.profile import ProfileConfig, ProfileModel
+from fusionrec.agents.ranking import Filters, RankWeights
+from fusionrec.agents.recommend import Views
 from fusionrec.encoders import TextEncoder, load_text_encoder
 
 from . import tansu
@@ -17,6 +21,7 @@ from .index import VectorIndex, open_index
 from .media import MediaFetcher, PolicyMediaFetcher
 from .settings import Settings
 from .sinks import EventSink, FaustSink
+from .views import ViewFeeder
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,11 @@ def create_app(
         "topic_replication_factor": settings.replication_factor,
         "consumer_auto_offset_reset": "earliest",
         "datadir": str(datadir),
-        "web_enabled": False,
+        # Only the profile worker serves HTTP (on-demand lists); bound to the configured host.
+        "web_enabled": role == "profiles",
+        "web_bind": settings.web_host,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
         "table_standby_replicas": 0,
     }
     if settings.is_tansu:
@@ -88,21 +97,47 @@ def create_app(
             key_type=bytes,  # bytes in and out ("raw" codec); the agent owns the encoding
             value_type=bytes,
         )
-        model = ProfileModel(ProfileConfig(half_life_s=settings.profile_half_life_s))
+        profile = ProfileConfig(
+            half_life_s=settings.profile_half_life_s, short_term_alpha=settings.short_term_alpha,
+            max_interests=settings.max_interests,
+        )
+        views = Views()
+        processor = recommend.Recommender(
+            index, ProfileModel(profile), views=views, top_k=settings.top_k, max_candidates=settings.max_candidates,
+            max_event_bytes=settings.max_event_bytes,
+            weights=RankWeights(
+                content=settings.weight_content, cooccurrence=settings.weight_cooccurrence,
+                popularity=settings.weight_popularity, freshness=settings.weight_freshness,
+                diversity=settings.diversity,
+            ),
+            filters=Filters(frozenset(settings.include_categories), frozenset(settings.exclude_categories)),
+        )
+        feeder = ViewFeeder(settings, views, profile)
+
+        @app.task
+        async def feed_views() -> None:
+            # Lives as long as the worker; cancelled at shutdown, which stops the feeder thread.
+            feeder.start()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await asyncio.get_running_loop().run_in_executor(None, feeder.stop)
+
         recommend.register(
             app,
             topic=_raw_topic(app, settings.interactions_topic, settings.partitions),
             retry_topic=_raw_topic(app, settings.retry_topic, settings.partitions),
             table=table,
-            processor=recommend.Recommender(
-                index, model, top_k=settings.top_k, max_candidates=settings.max_candidates,
-                max_event_bytes=settings.max_event_bytes,
-            ),
+            processor=processor,
             sink=sink,
             recommendations=settings.recommendations_topic,
             dead_letters=settings.dead_letters_topic,
             retry=recommend.RetryPolicy(first_delay_s=settings.pending_retry_s, timeout_s=settings.pending_timeout_s),
+            emission=EmissionPolicy(
+                EmissionConfig(min_interval_s=settings.emit_min_interval_s, only_changed=settings.emit_only_changed)
+            ),
         )
+        recommend.register_page(app, table=table, processor=processor)
     return app
 
 

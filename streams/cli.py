@@ -141,6 +141,38 @@ def deadletters(
         console.print(f"re-published {sent} records to their source topics")
 
 
+@app.command()
+def recommend(
+    user: Annotated[str, typer.Option(help="User id.")],
+    k: Annotated[int | None, typer.Option(min=1, max=1000, help="List length (default FUSIONREC_TOP_K).")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only these categories (repeatable).")] = None,
+    exclude_category: Annotated[list[str] | None, typer.Option(help="Never these categories (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Recommendation JSON.")] = False,
+) -> None:
+    """A user's current list, asked of the profile worker (FUSIONREC_WEB_HOST/PORT), without an event."""
+    import httpx
+
+    from fusionrec.schemas import Recommendation, StreamError
+
+    settings = Settings()
+    params: list[tuple[str, str | int]] = [("k", k)] if k else []
+    params += [("category", c) for c in category or []] + [("exclude_category", c) for c in exclude_category or []]
+    try:
+        resp = httpx.get(f"{settings.worker_url}/recommend/{user}/", params=params, timeout=30)
+    except httpx.HTTPError as exc:
+        raise StreamError(f"no profile worker at {settings.worker_url}: {exc}") from exc
+    if resp.status_code != 200:
+        raise StreamError(f"worker answered {resp.status_code}: {resp.text[:200]}")
+    rec = Recommendation.model_validate_json(resp.content)
+    if as_json:
+        print(rec.model_dump_json(indent=2))
+        return
+    table = Table("#", "item", "score", "reason", title=f"{user}: {rec.model_version}")
+    for n, item in enumerate(rec.items, 1):
+        table.add_row(str(n), item.item_id, f"{item.score:.3f}", item.reason)
+    Console().print(table)
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the items, interactions, recommendations and dead-letter topics (existing ones are kept)."""

@@ -23,6 +23,7 @@ from fusionrec.schemas import Interaction, InteractionType, Item
 from .client import Publisher, Received, RecommendationConsumer
 from .embedded import EmbeddedStack
 from .index import open_index
+from .processes import free_port
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,11 @@ def run_demo(settings: Settings, cfg: DemoConfig, *, timeout_s: float = 300.0) -
     data = synthesize(cfg)
     demo_dir = settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)  # a demo starts from an empty catalogue
-    with EmbeddedStack(settings.model_copy(update={"data_dir": demo_dir})) as stack:
+    # One list per event (no coalescing, unchanged lists too), so every event's latency is measured.
+    demo_settings = settings.model_copy(
+        update={"data_dir": demo_dir, "web_port": free_port(), "emit_only_changed": False, "emit_min_interval_s": 0.0}
+    )
+    with EmbeddedStack(demo_settings) as stack:
         s = stack.settings
         index = open_index(s.require_milvus_uri(), s.collection)
         with Publisher(s) as pub:

@@ -39,6 +39,7 @@ class VectorIndex(Protocol):
     def upsert(self, items: Sequence[ItemVector]) -> None: ...
     def get(self, ids: Sequence[str]) -> dict[str, ItemVector]: ...
     def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]: ...
+    def search_many(self, vectors: Sequence[np.ndarray], limit: int) -> list[list[tuple[str, float]]]: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
 
@@ -68,15 +69,21 @@ class MemoryVectorIndex:
             return {i: self._items[i] for i in ids if i in self._items}
 
     def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        return self.search_many([vector], limit)[0]
+
+    def search_many(self, vectors: Sequence[np.ndarray], limit: int) -> list[list[tuple[str, float]]]:
         with self._lock:
             live = [it for it in self._items.values() if it.available]
         if not live or limit <= 0:
-            return []
+            return [[] for _ in vectors]
         matrix = np.stack([it.vector for it in live])
-        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(vector) or 1.0)
-        scores = matrix @ vector / np.where(norms > 0, norms, 1.0)
-        order = np.argsort(-scores)[:limit]
-        return [(live[i].id, float(scores[i])) for i in order]
+        matrix = matrix / np.where((n := np.linalg.norm(matrix, axis=1, keepdims=True)) > 0, n, 1.0)
+        out = []
+        for vector in vectors:
+            scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
+            order = np.argsort(-scores, kind="stable")[:limit]
+            out.append([(live[i].id, float(scores[i])) for i in order])
+        return out
 
     def count(self) -> int:
         return len(self._items)
@@ -179,15 +186,19 @@ class MilvusVectorIndex:
         }
 
     def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        if limit <= 0 or not self._ready():
-            return []
+        return self.search_many([vector], limit)[0]
+
+    def search_many(self, vectors: Sequence[np.ndarray], limit: int) -> list[list[tuple[str, float]]]:
+        """One request for several query vectors (a profile's short-term and interest vectors)."""
+        if limit <= 0 or not vectors or not self._ready():
+            return [[] for _ in vectors]
         hits = self._call(
             "search", self._client.search, self.collection,
-            data=[np.asarray(vector, dtype=np.float32).tolist()], limit=limit,
+            data=[np.asarray(v, dtype=np.float32).tolist() for v in vectors], limit=limit,
             filter="available == true", output_fields=["id"],
             search_params={"metric_type": "COSINE", "params": {"ef": max(64, limit)}},
         )
-        return [(h["id"], float(h["distance"])) for h in hits[0]]
+        return [[(h["id"], float(h["distance"])) for h in per_query] for per_query in hits]
 
     def count(self) -> int:
         if not self._ready():

@@ -72,6 +72,33 @@ class Settings(BaseSettings):
     profile_half_life_s: float = Field(
         default=14 * 86_400.0, gt=0, description="FUSIONREC_PROFILE_HALF_LIFE_S: age at which an event counts half."
     )
+    short_term_alpha: float = Field(
+        default=0.35, gt=0, le=1, description="FUSIONREC_SHORT_TERM_ALPHA: how fast the short-term vector follows new events."
+    )
+    max_interests: int = Field(default=3, ge=1, le=16, description="FUSIONREC_MAX_INTERESTS: interest vectors per user.")
+    weight_content: float = Field(default=1.0, ge=0, description="FUSIONREC_WEIGHT_CONTENT: ranking weight of content similarity.")
+    weight_cooccurrence: float = Field(
+        default=0.6, ge=0, description="FUSIONREC_WEIGHT_COOCCURRENCE: ranking weight of co-occurrence."
+    )
+    weight_popularity: float = Field(default=0.25, ge=0, description="FUSIONREC_WEIGHT_POPULARITY: ranking weight of popularity.")
+    weight_freshness: float = Field(default=0.1, ge=0, description="FUSIONREC_WEIGHT_FRESHNESS: ranking weight of item freshness.")
+    diversity: float = Field(default=0.2, ge=0, le=1, description="FUSIONREC_DIVERSITY: MMR trade-off, 0 = relevance only.")
+    include_categories: list[str] = Field(
+        default_factory=list, description="FUSIONREC_INCLUDE_CATEGORIES: JSON list; only these categories are recommended."
+    )
+    exclude_categories: list[str] = Field(
+        default_factory=list, description="FUSIONREC_EXCLUDE_CATEGORIES: JSON list; never recommend these categories."
+    )
+    emit_only_changed: bool = Field(
+        default=True, description="FUSIONREC_EMIT_ONLY_CHANGED: publish a list only when its items changed."
+    )
+    emit_min_interval_s: float = Field(
+        default=1.0, ge=0,
+        description="FUSIONREC_EMIT_MIN_INTERVAL_S: at most one list per user per interval; a burst is coalesced "
+        "into one trailing list.",
+    )
+    web_host: str = Field(default="127.0.0.1", description="FUSIONREC_WEB_HOST: the profile worker's HTTP bind address.")
+    web_port: int = Field(default=6066, ge=1, le=65535, description="FUSIONREC_WEB_PORT: the profile worker's HTTP port.")
     max_event_bytes: int = Field(default=1_000_000, ge=1024, description="FUSIONREC_MAX_EVENT_BYTES per message.")
     vector_dims: dict[str, int] = Field(
         default_factory=dict,
@@ -124,6 +151,10 @@ class Settings(BaseSettings):
             },
         )
 
+    @property
+    def worker_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
     def require_bootstrap(self) -> str:
         from fusionrec.schemas import ConfigError
 
@@ -151,5 +182,5 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            env[f"FUSIONREC_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
+            env[f"FUSIONREC_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
         return env

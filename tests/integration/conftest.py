@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fusionrec.schemas import Interaction, Item, Recommendation
+from fusionrec.streams.processes import free_port
 from fusionrec.streams import EmbeddedStack, Publisher, RecommendationConsumer, Settings, open_index
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterato
         vector_dims={"clip": 4},
         pending_retry_s=0.5,
         pending_timeout_s=8.0,
+        # One list per event, so tests can wait for the list of each event they publish; the
+        # emission policy has its own tests.
+        emit_only_changed=False,
+        emit_min_interval_s=0.0,
+        web_port=free_port(),
     )
     with EmbeddedStack(settings) as running:
         yield running
@@ -63,9 +70,11 @@ class Driver:
             assert time.monotonic() < deadline, "items were not indexed in time"
             time.sleep(0.2)
 
-    def interact(self, user: str, item: str, kind: str = "like", event_id: str | None = None) -> str:
+    def interact(
+        self, user: str, item: str, kind: str = "like", event_id: str | None = None, timestamp: datetime | None = None
+    ) -> str:
         event = Interaction(event_id=event_id or uuid.uuid4().hex, user_id=user, item_id=item, type=kind,
-                            timestamp=datetime.now(UTC))
+                            timestamp=timestamp or datetime.now(UTC))
         with Publisher(self.settings) as pub:
             pub.publish_interaction(event)
         return event.event_id
@@ -78,6 +87,25 @@ class Driver:
             if got is not None:
                 self.by_trigger[got.recommendation.trigger_event_id or ""] = got.recommendation
         return self.by_trigger[event_id]
+
+    def on_demand(self, user: str, **params: object) -> Recommendation:
+        resp = httpx.get(f"{self.settings.worker_url}/recommend/{user}/", params=params, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return Recommendation.model_validate_json(resp.content)
+
+    def profile(self, user: str) -> dict:
+        resp = httpx.get(f"{self.settings.worker_url}/profile/{user}/", timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait_until(self, check, timeout_s: float = 60.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = check()
+            if got:
+                return got
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.3)
 
     def drain(self, seconds: float) -> None:
         """Read recommendations for ``seconds``, so a test can tell that none came."""

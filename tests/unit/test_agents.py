@@ -42,7 +42,8 @@ def make_recommend(index: MemoryVectorIndex, timeout_s: float = 600.0):
     sink = MemorySink()
     agent, retry_agent = recommend.register(
         app, topic=app.channel(), retry_topic=app.topic(RETRY), table=table,
-        processor=recommend.Recommender(index, ProfileModel(), top_k=2, max_candidates=50, max_event_bytes=10_000),
+        processor=recommend.Recommender(index, ProfileModel(), views=recommend.Views(), top_k=2, max_candidates=50,
+                                        max_event_bytes=10_000),
         sink=sink, recommendations=RECS, dead_letters=DLQ,
         retry=recommend.RetryPolicy(first_delay_s=0.01, timeout_s=timeout_s),
     )

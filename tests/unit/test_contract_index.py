@@ -27,6 +27,8 @@ def check_vector_index_contract(index: VectorIndex) -> None:
     assert index.count() == 4 and index.get(["a"])["a"].encoder_version == "v2"
     assert index.search(np.array([0, 0, 1, 0], dtype=np.float32), 1)[0][0] in {"a", "c"}
     assert index.search(np.array([1, 0, 0, 0], dtype=np.float32), 0) == []
+    many = index.search_many([np.array([0, 0, 1, 0], dtype=np.float32), np.array([0.8, 0.2, 0, 0], dtype=np.float32)], 1)
+    assert len(many) == 2 and many[1][0][0] == "b" and many[0][0][0] in {"a", "c"}
 
 
 def test_memory_index_meets_contract():

@@ -1,0 +1,156 @@
+"""The recommendation engine's pure parts: short-term and interest vectors, statistics, ranking,
+filters, diversity and the emission policy."""
+
+import numpy as np
+import pytest
+
+from fusionrec.agents.emission import Decision, EmissionConfig, EmissionPolicy
+from fusionrec.agents.profile import ProfileConfig, ProfileModel, ProfileState
+from fusionrec.agents.ranking import Candidate, Filters, RankWeights, freshness, rank
+from fusionrec.agents.stats import Catalogue, DecayedCounter, ItemInfo, ItemStats
+from fusionrec.schemas import InteractionType as T
+
+JAZZ, SPACE, FOOD = np.eye(3, dtype=np.float32)
+
+
+def learn(model, events, state=None):
+    state = state or ProfileState()
+    for n, (item, vec, kind) in enumerate(events):
+        state = model.learn_one(state, f"e{n}", item, vec, kind, None, float(n))
+    return state
+
+
+def test_short_term_follows_a_switch_within_a_few_events():
+    model = ProfileModel(ProfileConfig(half_life_s=1e12, short_term_alpha=0.35))
+    state = learn(model, [(f"j{i}", JAZZ, T.LIKE) for i in range(10)] + [(f"s{i}", SPACE, T.LIKE) for i in range(3)])
+    assert state.vector() @ JAZZ > state.vector() @ SPACE  # the long-term view still says jazz
+    assert state.short_term() @ SPACE > state.short_term() @ JAZZ  # the short-term view has moved
+    assert state.queries()[0][0] == "short"
+
+
+def test_interests_keep_distinct_tastes_apart():
+    model = ProfileModel(ProfileConfig(max_interests=3, interest_threshold=0.5))
+    state = learn(model, [("a", JAZZ, T.LIKE), ("b", SPACE, T.LIKE), ("c", JAZZ, T.LIKE), ("d", FOOD, T.PURCHASE)])
+    interests = state.interest_vectors()
+    assert len(interests) == 3
+    found = {int(np.argmax(v)) for v, _ in interests}
+    assert found == {0, 1, 2}  # no blurred average: one interest per taste
+    shares = dict((int(np.argmax(v)), w) for v, w in interests)
+    assert shares[0] > shares[2] > shares[1]  # two likes (4) > a purchase (3) > one like (2)
+    # the mean of jazz, space and food would be far from all three; each interest is exact
+    assert all(max(v) == pytest.approx(1.0) for v, _ in interests)
+
+
+def test_interests_are_capped_and_negative_events_do_not_open_one():
+    model = ProfileModel(ProfileConfig(max_interests=2, interest_threshold=0.9))
+    state = learn(model, [("a", JAZZ, T.LIKE), ("b", SPACE, T.LIKE), ("c", FOOD, T.LIKE), ("d", FOOD + JAZZ, T.DISLIKE)])
+    assert len(state.interests) == 2
+    assert state.recent == ("a", "b", "c")  # the disliked item is seen but not "recent"
+    assert "d" in state.seen
+
+
+def test_replaying_the_same_stream_twice_leaves_the_profile_identical():
+    model = ProfileModel()
+    events = [("a", JAZZ, T.LIKE), ("b", SPACE, T.SKIP), ("c", FOOD, T.PURCHASE)]
+    once = learn(model, events)
+    twice = learn(model, events, once)
+    assert twice.to_bytes() == once.to_bytes()
+
+
+def test_decayed_counter_halves_and_survives_long_gaps():
+    c = DecayedCounter(half_life_s=1.0)
+    c.add("a", 8.0, now=0.0)
+    c.add("b", 1.0, now=3.0)
+    assert c.get("a") == pytest.approx(1.0) and c.top(1)[0][0] in {"a", "b"}
+    c.add("b", 1.0, now=10_000.0)  # far past the rebase point: no overflow
+    assert c.get("b") == pytest.approx(1.0) and c.get("a") < 1e-100
+
+
+def test_stats_popularity_trending_category_and_idempotency():
+    st = ItemStats(popularity_half_life_s=1e9, trending_half_life_s=10.0)
+    for n in range(5):
+        st.learn_one(f"old{n}", f"u{n}", "classic", 1.0, 0.0, "film")
+    for n in range(3):
+        st.learn_one(f"new{n}", f"v{n}", "hit", 1.0, 100.0, "music")
+    assert st.popular(1)[0][0] == "classic"  # most counted overall
+    assert st.popular(1, trending=True)[0][0] == "hit"  # most counted lately
+    assert [i for i, _ in st.popular(5, category="film")] == ["classic"]
+    assert st.learn_one("new0", "v0", "hit", 1.0, 100.0) is False
+    assert st.counts["hit"] == 3
+    st.learn_one("skip", "v9", "flop", -0.5, 100.0)
+    assert "flop" not in st.counts  # negative feedback is not popularity
+
+
+def test_cooccurrence_updates_incrementally_and_names_its_source():
+    st = ItemStats(recent_per_user=3)
+    for n, (u, i) in enumerate([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b"), ("u3", "a"), ("u3", "c")]):
+        st.learn_one(f"e{n}", u, i, 1.0, float(n))
+    assert st.cooc["a"] == {"b": 2.0, "c": 1.0} and st.cooc["b"] == {"a": 2.0}
+    top = st.neighbours(["a"], k=5)
+    assert [t[0] for t in top] == ["b", "c"] and top[0][1] == 1.0 and top[0][2] == "a"
+    st.learn_one("e9", "u4", "x", 1.0, 9.0)
+    assert st.neighbours(["x"], k=5) == []
+    st.learn_one("e10", "u1", "z", 1.0, 10.0)  # u1's window holds a, b: z co-occurs with both
+    assert set(st.cooc["z"]) == {"a", "b"}
+
+
+def catalogue(**items: ItemInfo) -> Catalogue:
+    cat = Catalogue()
+    for k, v in items.items():
+        cat.learn_one(k, v)
+    return cat
+
+
+def test_rank_blends_signals_with_weights_and_gives_the_main_reason():
+    cands = {
+        "similar": Candidate("similar", content=0.9, reasons={"content": "similar to X"}),
+        "together": Candidate("together", cooccurrence=1.0, reasons={"cooccurrence": "often chosen with X"}),
+        "hit": Candidate("hit", popularity=1.0, reasons={"popularity": "popular now"}),
+    }
+    kw = dict(k=3, catalogue=Catalogue(), exclude=set(), filters=Filters(), now=0.0)
+    by_content = rank(cands, weights=RankWeights(content=1, cooccurrence=0.5, popularity=0.2, diversity=0), **kw)
+    assert [r.item_id for r in by_content] == ["similar", "together", "hit"]
+    assert [r.reason for r in by_content] == ["similar to X", "often chosen with X", "popular now"]
+    by_pop = rank(cands, weights=RankWeights(content=0.1, cooccurrence=0.1, popularity=1, diversity=0), **kw)
+    assert by_pop[0].item_id == "hit"
+
+
+def test_rank_filters_seen_unavailable_and_categories():
+    cat = catalogue(a=ItemInfo("A", "shoes"), b=ItemInfo("B", "shoes", available=False), c=ItemInfo("C", "hats"),
+                    d=ItemInfo("D", "bags"))
+    cands = {i: Candidate(i, content=s) for i, s in zip("abcde", [0.9, 0.8, 0.7, 0.6, 0.5])}
+    w = RankWeights(diversity=0)
+    ids = lambda **kw: [r.item_id for r in rank(cands, k=10, weights=w, catalogue=cat, now=0.0, **kw)]  # noqa: E731
+    assert ids(exclude={"a"}, filters=Filters()) == ["c", "d", "e"]  # b is unavailable; e unknown is allowed
+    assert ids(exclude=set(), filters=Filters(include_categories=frozenset({"hats", "bags"}))) == ["c", "d"]
+    assert ids(exclude=set(), filters=Filters(exclude_categories=frozenset({"shoes"}))) == ["c", "d", "e"]
+
+
+def test_freshness_boosts_new_items():
+    cat = catalogue(old=ItemInfo("Old", updated_at=0.0 + 1), new=ItemInfo("New", updated_at=1_000_000.0))
+    cands = {"old": Candidate("old", content=0.5), "new": Candidate("new", content=0.45)}
+    ranked = rank(cands, k=2, weights=RankWeights(freshness=0.2, diversity=0, freshness_half_life_s=86_400.0),
+                  catalogue=cat, exclude=set(), filters=Filters(), now=1_000_000.0)
+    assert [r.item_id for r in ranked] == ["new", "old"]
+    assert freshness(1_000_000.0 - 86_400.0, 1_000_000.0, 86_400.0) == pytest.approx(0.5)
+
+
+def test_mmr_trades_relevance_for_diversity():
+    vecs = {"a1": JAZZ, "a2": JAZZ * 0.99 + SPACE * 0.01, "b": SPACE}
+    cands = {"a1": Candidate("a1", content=0.9), "a2": Candidate("a2", content=0.88), "b": Candidate("b", content=0.6)}
+    kw = dict(k=2, catalogue=Catalogue(), exclude=set(), filters=Filters(), now=0.0, vectors=vecs)
+    assert [r.item_id for r in rank(cands, weights=RankWeights(diversity=0.0), **kw)] == ["a1", "a2"]
+    assert [r.item_id for r in rank(cands, weights=RankWeights(diversity=0.3), **kw)] == ["a1", "b"]
+
+
+def test_emission_only_changed_rate_cap_and_coalescing():
+    p = EmissionPolicy(EmissionConfig(min_interval_s=1.0, only_changed=True))
+    assert p.offer("u", ["a"], now=0.0, trigger=1) is Decision.EMIT
+    assert p.offer("u", ["a"], now=5.0, trigger=2) is Decision.UNCHANGED
+    assert p.offer("u", ["b"], now=5.1, trigger=3) is Decision.EMIT
+    for t, trig in [(5.2, 4), (5.3, 5), (5.4, 6)]:  # a burst: held, newest trigger kept
+        assert p.offer("u", ["c", str(t)], now=t, trigger=trig) is Decision.HELD
+    assert p.due(now=5.5) == [] and p.due(now=6.2) == [("u", 6)] and p.due(now=7.0) == []
+    assert p.offer("v", ["a"], now=5.2, trigger=7) is Decision.EMIT  # users are independent
+    always = EmissionPolicy(EmissionConfig(min_interval_s=0.0, only_changed=False))
+    assert [always.offer("u", ["a"], now=0.0, trigger=n) for n in range(3)] == [Decision.EMIT] * 3
