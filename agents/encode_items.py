@@ -116,6 +116,7 @@ class ItemEncoder:
                     category=it.category or "",
                     available=it.available,
                     updated_at_ms=int(it.updated_at.timestamp() * 1000) if it.updated_at else 0,
+                    version=it.version,
                 )
             )
         self.index.upsert(rows)

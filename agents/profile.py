@@ -114,13 +114,21 @@ class ProfileState:
         out = [(_unit(c), w / total) for c, w in zip(self.interests, self.interest_weights, strict=True)]
         return sorted(((v, w) for v, w in out if v is not None), key=lambda vw: -vw[1])
 
-    def queries(self) -> list[tuple[str, np.ndarray, float]]:
-        """The vectors to retrieve with, each with its name and weight (short-term weighs most)."""
+    def queries(self, max_queries: int = 2, redundant: float = 0.9) -> list[tuple[str, np.ndarray, float]]:
+        """The vectors to retrieve with, each with its name and weight (short-term weighs most).
+
+        An interest pointing where an earlier query already points (cosine above ``redundant``)
+        is skipped: it would only repeat a search.
+        """
         out: list[tuple[str, np.ndarray, float]] = []
         short = self.short_term()
         if short is not None:
             out.append(("short", short, 1.0))
-        out += [(f"interest{i}", v, 0.5 + 0.5 * w) for i, (v, w) in enumerate(self.interest_vectors())]
+        for i, (v, w) in enumerate(self.interest_vectors()):
+            if len(out) >= max_queries:
+                break
+            if all(float(v @ q[1]) < redundant for q in out):
+                out.append((f"interest{i}", v, 0.5 + 0.5 * w))
         long = self.vector()
         if long is not None and not out:
             out.append(("long", long, 1.0))

@@ -7,7 +7,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import MutableMapping
+from collections import OrderedDict
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from fusionrec.schemas import (
     RecommendedItem,
     decode,
 )
-from fusionrec.streams.index import VectorIndex
+from fusionrec.streams.index import ItemVector, VectorIndex
 from fusionrec.streams.sinks import EventSink
 
 from .emission import Decision, EmissionConfig, EmissionPolicy
@@ -66,7 +67,7 @@ class Recommender:
     def __init__(
         self, index: VectorIndex, model: ProfileModel, *, views: Views, top_k: int, max_candidates: int,
         max_event_bytes: int, weights: RankWeights | None = None, filters: Filters | None = None,
-        per_source: int = 50,
+        per_source: int = 50, cache_size: int = 50_000,
     ) -> None:
         self.index = index
         self.model = model
@@ -78,6 +79,34 @@ class Recommender:
         self.filters = filters or Filters()
         self.per_source = per_source
         self.encoder_version = "unknown"
+        self._cache: OrderedDict[str, ItemVector] = OrderedDict()
+        self.cache_size = cache_size
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, ItemVector]:
+        """Item vectors by id, from a cache in front of the index.
+
+        A cached vector is used while its version is the newest the catalogue has seen; a newer
+        item version (re-encoded content) is fetched again. Vectors fetched before the encoder
+        stored the newest version are not cached.
+        """
+        with self.views.lock:
+            newest = {i: self.views.catalogue.version(i) for i in ids}
+        out, missing = {}, []
+        for i in ids:
+            hit = self._cache.get(i)
+            if hit is not None and hit.version >= newest[i]:
+                self._cache.move_to_end(i)
+                out[i] = hit
+            else:
+                missing.append(i)
+        if missing:
+            for i, v in self.index.get(missing).items():
+                out[i] = v
+                if v.version >= newest[i]:
+                    self._cache[i] = v
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
 
     def decode(self, raw: bytes | None, key: bytes | None) -> Interaction:
         event = decode(Interaction, raw, max_bytes=self.max_event_bytes)
@@ -88,7 +117,7 @@ class Recommender:
 
     def handle(self, event: Interaction, state: ProfileState) -> tuple[ProfileState, Recommendation]:
         """Blocking (index calls): the new state and the list it yields."""
-        item = self.index.get([event.item_id]).get(event.item_id)
+        item = self.vectors([event.item_id]).get(event.item_id)
         if item is None:
             raise EventError(ErrorCode.UNKNOWN_ITEM, f"item {event.item_id!r} is not in the index")
         self.encoder_version = item.encoder_version
@@ -132,7 +161,7 @@ class Recommender:
             catalogue = self.views.catalogue
             pool = sorted(candidates, key=lambda i: -max(candidates[i].content, candidates[i].cooccurrence,
                                                          candidates[i].popularity))[: 4 * k + len(seen)]
-        vectors = {i: v.vector for i, v in self.index.get(pool).items()} if self.weights.diversity else None
+        vectors = {i: v.vector for i, v in self.vectors(pool).items()} if self.weights.diversity else None
         with self.views.lock:
             ranked = rank(
                 {i: candidates[i] for i in pool}, k=k, weights=self.weights, catalogue=catalogue, exclude=seen,

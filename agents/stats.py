@@ -46,6 +46,11 @@ class Catalogue:
         got = self._items.get(item_id)
         return got[1] if got else None
 
+    def version(self, item_id: str) -> int:
+        """The newest version seen of ``item_id`` (0 if none)."""
+        got = self._items.get(item_id)
+        return got[0] if got else 0
+
     def __len__(self) -> int:
         return len(self._items)
 

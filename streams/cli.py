@@ -95,7 +95,7 @@ def demo(
     users: Annotated[int, typer.Option(min=1, help="Synthetic users.")] = 50,
     items: Annotated[int, typer.Option(min=10, help="Synthetic catalogue size.")] = 400,
     events_per_user: Annotated[int, typer.Option(min=1, help="Interactions per user.")] = 10,
-    rate: Annotated[float, typer.Option(min=1, help="Interactions published per second.")] = 25.0,
+    rate: Annotated[float, typer.Option(min=1, help="Interactions published per second.")] = 15.0,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 7,
 ) -> None:
     """Run the whole stream end to end on the embedded stack and measure the recommendations."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import statistics
 import threading
 import time
@@ -59,7 +58,7 @@ class DemoConfig:
     users: int = 50
     items: int = 400
     events_per_user: int = 10
-    rate: float = 25.0
+    rate: float = 15.0
     seed: int = 7
     taste_share: float = 0.9  # share of a user's events that follow their tastes
 
@@ -172,7 +171,6 @@ def measure(data: DemoData, received: list[tuple[Received, float]]) -> DemoResul
 def run_demo(settings: Settings, cfg: DemoConfig, *, timeout_s: float = 300.0) -> DemoResult:
     data = synthesize(cfg)
     demo_dir = settings.data_dir / "demo"
-    shutil.rmtree(demo_dir, ignore_errors=True)  # a demo starts from an empty catalogue
     # One list per event (no coalescing, unchanged lists too), so every event's latency is measured.
     demo_settings = settings.model_copy(
         update={"data_dir": demo_dir, "web_port": free_port(), "emit_only_changed": False, "emit_min_interval_s": 0.0}

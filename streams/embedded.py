@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -37,6 +38,10 @@ class EmbeddedStack:
         overrides: dict[str, object] = {}
         try:
             if not self.base.bootstrap_servers:
+                # Tansu keeps topics in memory only: state derived from an earlier broker's topics
+                # (table stores, vectors) would describe a stream that no longer exists.
+                for derived in ("faust", "milvus"):
+                    shutil.rmtree(self.base.data_dir / derived, ignore_errors=True)
                 self.broker = TansuBroker(free_port(), log_path=self.log_dir / "tansu.log")
                 self.broker.start()
                 overrides.update(bootstrap_servers=self.broker.bootstrap_servers, broker_flavor="tansu")

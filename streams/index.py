@@ -30,6 +30,7 @@ class ItemVector:
     category: str = ""
     available: bool = True
     updated_at_ms: int = 0
+    version: int = 1
 
 
 class VectorIndex(Protocol):
@@ -140,6 +141,7 @@ class MilvusVectorIndex:
         schema.add_field("category", DataType.VARCHAR, max_length=256)
         schema.add_field("available", DataType.BOOL)
         schema.add_field("updated_at_ms", DataType.INT64)
+        schema.add_field("version", DataType.INT64)
         index = self._client.prepare_index_params()
         # Nested params: milvus-lite ignores the flat form (PLATFORM.md).
         index.add_index(
@@ -164,6 +166,7 @@ class MilvusVectorIndex:
                 "category": it.category,
                 "available": it.available,
                 "updated_at_ms": it.updated_at_ms,
+                "version": it.version,
             }
             for it in items
         ]
@@ -181,6 +184,7 @@ class MilvusVectorIndex:
                 category=r["category"],
                 available=r["available"],
                 updated_at_ms=r["updated_at_ms"],
+                version=r["version"],
             )
             for r in rows
         }

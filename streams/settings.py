@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1, description="FUSIONREC_PARTITIONS: partitions per topic = max parallelism.")
     replication_factor: int = Field(default=1, ge=1, description="FUSIONREC_REPLICATION_FACTOR for created topics.")
     table_store: str = Field(
-        default="memory://", description="FUSIONREC_TABLE_STORE: Faust table store; `rocksdb://` in production."
+        default="rocksdb://",
+        description="FUSIONREC_TABLE_STORE: Faust table store: `rocksdb://` (on disk under data_dir, restarts "
+        "read only the changelog tail) or `memory://` (rebuilt from the changelog on every start).",
     )
 
     text_model: str = Field(
