@@ -114,7 +114,7 @@ class ProfileState:
         out = [(_unit(c), w / total) for c, w in zip(self.interests, self.interest_weights, strict=True)]
         return sorted(((v, w) for v, w in out if v is not None), key=lambda vw: -vw[1])
 
-    def queries(self, max_queries: int = 2, redundant: float = 0.9) -> list[tuple[str, np.ndarray, float]]:
+    def queries(self, max_queries: int = 4, redundant: float = 0.9) -> list[tuple[str, np.ndarray, float]]:
         """The vectors to retrieve with, each with its name and weight (short-term weighs most).
 
         An interest pointing where an earlier query already points (cosine above ``redundant``)

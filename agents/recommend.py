@@ -67,7 +67,7 @@ class Recommender:
     def __init__(
         self, index: VectorIndex, model: ProfileModel, *, views: Views, top_k: int, max_candidates: int,
         max_event_bytes: int, weights: RankWeights | None = None, filters: Filters | None = None,
-        per_source: int = 50, cache_size: int = 50_000,
+        per_source: int = 50, cache_size: int = 50_000, max_queries: int = 4,
     ) -> None:
         self.index = index
         self.model = model
@@ -78,6 +78,7 @@ class Recommender:
         self.weights = weights or RankWeights()
         self.filters = filters or Filters()
         self.per_source = per_source
+        self.max_queries = max_queries
         self.encoder_version = "unknown"
         self._cache: OrderedDict[str, ItemVector] = OrderedDict()
         self.cache_size = cache_size
@@ -138,7 +139,7 @@ class Recommender:
         k = k or self.top_k
         now = time.time() if now is None else now
         seen = set(state.seen)
-        queries = state.queries()
+        queries = state.queries(self.max_queries)
         limit = overfetch(self.per_source, len(seen), self.max_candidates)
         results = self.index.search_many([q[1] for q in queries], limit) if queries else []
         candidates: dict[str, Candidate] = {}
@@ -156,6 +157,12 @@ class Recommender:
                 cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
             for item_id, score in self.views.stats.popular(self.per_source, trending=True):
                 cand(item_id).add("popularity", score, "popular now")
+            recent_categories = {
+                info.category for i in state.recent[-5:] if (info := self.views.catalogue.get(i)) and info.category
+            }
+            for category in sorted(recent_categories):
+                for item_id, score in self.views.stats.popular(self.per_source // 2, category=category):
+                    cand(item_id).add("popularity", score, f"popular in {category}")
             for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
                 candidates[item_id].popularity = max(candidates[item_id].popularity, score)
             catalogue = self.views.catalogue

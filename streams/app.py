@@ -11,7 +11,7 @@ import faust
 
 from fusionrec.agents import encode_items, recommend
 from fusionrec.agents.emission import EmissionConfig, EmissionPolicy
-from fusionrec.agents.profile import ProfileConfig, ProfileModel
+from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel
 from fusionrec.agents.ranking import Filters, RankWeights
 from fusionrec.agents.recommend import Views
 from fusionrec.encoders import TextEncoder, load_text_encoder
@@ -42,13 +42,12 @@ def create_app(
     encoder: TextEncoder | None = None,
     sink: EventSink | None = None,
     media: MediaFetcher | None = None,
-    broker: str | None = None,
 ) -> faust.App:
     """A Faust app for ``role``. Collaborators default to what ``settings`` name; tests pass twins."""
     datadir = settings.data_dir / "faust" / role
     datadir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, Any] = {
-        "broker": broker or f"kafka://{settings.require_bootstrap()}",
+        "broker": f"kafka://{settings.require_bootstrap()}",
         "store": settings.table_store,
         "topic_partitions": settings.partitions,
         "topic_replication_factor": settings.replication_factor,
@@ -98,13 +97,13 @@ def create_app(
             value_type=bytes,
         )
         profile = ProfileConfig(
-            half_life_s=settings.profile_half_life_s, short_term_alpha=settings.short_term_alpha,
-            max_interests=settings.max_interests,
+            half_life_s=settings.profile_half_life_s, weights={**DEFAULT_EVENT_WEIGHTS, **settings.event_weights},
+            short_term_alpha=settings.short_term_alpha, max_interests=settings.max_interests,
         )
         views = Views()
         processor = recommend.Recommender(
             index, ProfileModel(profile), views=views, top_k=settings.top_k, max_candidates=settings.max_candidates,
-            max_event_bytes=settings.max_event_bytes,
+            max_event_bytes=settings.max_event_bytes, max_queries=settings.max_queries,
             weights=RankWeights(
                 content=settings.weight_content, cooccurrence=settings.weight_cooccurrence,
                 popularity=settings.weight_popularity, freshness=settings.weight_freshness,

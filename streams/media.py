@@ -43,6 +43,15 @@ class MediaPolicy:
     max_bytes: Mapping[MediaKind, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
 
 
+def _check_content_type(kind: MediaKind, content_type: str | None, where: str) -> None:
+    """A content type, when there is one, must be of the modality (or say nothing: octet-stream)."""
+    if not content_type:
+        return
+    major = content_type.split(";")[0].strip().lower()
+    if major != "application/octet-stream" and not major.startswith(f"{kind}/"):
+        raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"{where} content type {major!r} is not {kind}/*")
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast
@@ -60,6 +69,7 @@ class PolicyMediaFetcher:
 
     def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes:
         limit = self.policy.max_bytes[kind]
+        _check_content_type(kind, ref.content_type, "declared")
         if ref.data is not None:
             if len(ref.data) > limit:
                 raise _too_large(kind, len(ref.data), limit)
@@ -124,6 +134,7 @@ class PolicyMediaFetcher:
                             continue
                         if resp.status_code != 200:
                             raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} answered {resp.status_code}")
+                        _check_content_type(kind, resp.headers.get("content-type"), "served")
                         declared = int(resp.headers.get("content-length", "0") or 0)
                         if declared > limit:
                             raise _too_large(kind, declared, limit)

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
+from fusionrec.schemas import InteractionType
+
 if TYPE_CHECKING:
     from .media import MediaPolicy
 
@@ -78,6 +81,17 @@ class Settings(BaseSettings):
         default=0.35, gt=0, le=1, description="FUSIONREC_SHORT_TERM_ALPHA: how fast the short-term vector follows new events."
     )
     max_interests: int = Field(default=3, ge=1, le=16, description="FUSIONREC_MAX_INTERESTS: interest vectors per user.")
+    max_queries: int = Field(
+        default=4, ge=1, le=17,
+        description="FUSIONREC_MAX_QUERIES: vectors searched per list (short-term + each distinct interest); each "
+        "costs one scan on milvus-lite.",
+    )
+    event_weights: dict[InteractionType, float] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS),
+        description="FUSIONREC_EVENT_WEIGHTS: JSON event type -> weight; negative pushes a profile away "
+        '(default {"view": 1, "click": 1, "play": 1, "like": 2, "add_to_cart": 2.5, "purchase": 3, '
+        '"rating": 1, "skip": -0.5, "dislike": -2}).',
+    )
     weight_content: float = Field(default=1.0, ge=0, description="FUSIONREC_WEIGHT_CONTENT: ranking weight of content similarity.")
     weight_cooccurrence: float = Field(
         default=0.6, ge=0, description="FUSIONREC_WEIGHT_COOCCURRENCE: ranking weight of co-occurrence."

@@ -90,6 +90,8 @@ def item_cases(tag: str, root) -> list[Case]:
         bad("missing media file", E.MEDIA_FETCH_FAILED, media={"image": {"uri": f"{f}/{tag}-nope.png"}}),
         bad("image over size limit", E.MEDIA_TOO_LARGE, media={"image": {"data": big}}),
         bad("uri and data both", E.INVALID_EVENT, media={"image": {"uri": "x", "data": "eA=="}}),
+        bad("declared type is not image", E.MEDIA_NOT_ALLOWED,
+            media={"image": {"data": base64.b64encode(png()).decode(), "content_type": "text/html"}}),
         bad("unknown modality", E.INVALID_EVENT, media={"smell": {"uri": "x"}}),
         good(4),
     ]

@@ -81,6 +81,14 @@ def test_size_limits_per_modality(tmp_path, media_dir):
     assert f.fetch(K.AUDIO, MediaRef(data=b"12345")) == b"12345"
 
 
+def test_content_type_must_match_the_modality(tmp_path):
+    f = fetcher(tmp_path)
+    assert f.fetch(K.IMAGE, MediaRef(data=b"x", content_type="image/png; q=1")) == b"x"
+    assert f.fetch(K.AUDIO, MediaRef(data=b"x", content_type="application/octet-stream")) == b"x"
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(data=b"x", content_type="text/html"))) is ErrorCode.MEDIA_NOT_ALLOWED
+    assert code_of(lambda: f.fetch(K.VIDEO, MediaRef(data=b"x", content_type="audio/ogg"))) is ErrorCode.MEDIA_NOT_ALLOWED
+
+
 def test_memory_fetcher_twin():
     f = MemoryMediaFetcher({"mem://a": b"x"})
     assert f.fetch(K.IMAGE, MediaRef(uri="mem://a")) == b"x"
