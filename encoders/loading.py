@@ -45,6 +45,7 @@ def load_text_encoder(
         return HashingTextEncoder(int(dim) if dim else 256)
     from .text import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(
-        resolve_text_model_dir(spec, model_dir), device=device, batch_size=batch_size, threads=threads
-    )
+    path = resolve_text_model_dir(spec, model_dir)
+    # Name the version after what was asked for ("all-MiniLM-L6-v2"), not a package's inner folder.
+    name = path.name if Path(spec).expanduser().is_dir() else spec
+    return SentenceTransformerEncoder(path, name=name, device=device, batch_size=batch_size, threads=threads)

@@ -28,7 +28,10 @@ def resolve_device(requested: str) -> str:
 class SentenceTransformerEncoder:
     """A sentence-transformers model from a directory on disk; never contacts a model hub."""
 
-    def __init__(self, model_dir: Path, *, device: str = "auto", batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, *, name: str | None = None, device: str = "auto", batch_size: int = 64,
+        threads: int | None = None,
+    ) -> None:
         # A hub look-up is never wanted: models come from a directory. Set before the import so
         # huggingface_hub reads it.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,8 +52,8 @@ class SentenceTransformerEncoder:
         self.dim = int(self._model.get_embedding_dimension())
         self.batch_size = batch_size
         precision = "fp16" if self.device.startswith("cuda") else "fp32"
-        self.version = f"{model_dir.name}@{self.dim}"
-        logger.info("text model %s loaded on %s (%s, dim %d)", model_dir.name, self.device, precision, self.dim)
+        self.version = f"{name or model_dir.name}@{self.dim}"
+        logger.info("text model %s loaded on %s (%s, dim %d)", self.version, self.device, precision, self.dim)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -34,6 +34,23 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
 
+def _faust_credentials(settings: Settings) -> Any:
+    import ssl
+
+    context = None
+    if "SSL" in settings.kafka_security_protocol:
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_ca_location) if settings.kafka_ssl_ca_location else None
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username or "", password=password,
+            mechanism=settings.kafka_sasl_mechanism, ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
 def create_app(
     settings: Settings,
     role: Role,
@@ -44,7 +61,7 @@ def create_app(
     media: MediaFetcher | None = None,
 ) -> faust.App:
     """A Faust app for ``role``. Collaborators default to what ``settings`` name; tests pass twins."""
-    datadir = settings.data_dir / "faust" / role
+    datadir = settings.data_dir / "faust" / settings.app_id(role)
     datadir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, Any] = {
         "broker": f"kafka://{settings.require_bootstrap()}",
@@ -60,10 +77,12 @@ def create_app(
         "web_port": settings.web_port,
         "table_standby_replicas": 0,
     }
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        conf["broker_credentials"] = _faust_credentials(settings)
     if settings.is_tansu:
         conf.update(tansu.FAUST_SETTINGS)
         tansu.patch_faust(settings.require_bootstrap(), settings.local_fetch_wait_ms)
-    app = faust.App(f"fusionrec-{role}", **conf)
+    app = faust.App(settings.app_id(role), **conf)
     sink = sink or FaustSink(app)
     if index is None:
         index = open_index(

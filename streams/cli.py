@@ -7,11 +7,13 @@ import signal
 import sys
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from tqdm import tqdm
 
 from fusionrec.schemas import FusionrecError
 
@@ -22,8 +24,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-topics_app = typer.Typer(help="Create and list fusionrec's topics.", no_args_is_help=True)
+topics_app = typer.Typer(help="Create, list and describe fusionrec's topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+replay_app = typer.Typer(help="Backfill: re-encode items, rebuild profiles, export and import topic ranges.",
+                         no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
 console = Console(stderr=True)
 
 
@@ -196,6 +201,179 @@ def topics_list() -> None:
     for name in sorted(meta.topics):
         table.add_row(name, str(len(meta.topics[name].partitions)))
     Console().print(table)
+
+
+def _ms(when: str | None) -> int | None:
+    """An ISO-8601 time (UTC when it names no zone) as epoch milliseconds."""
+    if when is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(when)
+    except ValueError:
+        raise typer.BadParameter(f"{when!r} is not an ISO-8601 time, e.g. 2026-11-22T12:00:00Z") from None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+@topics_app.command("describe")
+def topics_describe() -> None:
+    """fusionrec's topics: partitions and end offsets (read from fetches, right on every broker)."""
+    from confluent_kafka.admin import AdminClient
+
+    from .client import kafka_config
+    from .replay import end_offsets
+    from .topics import topic_specs
+
+    settings = Settings()
+    meta = AdminClient(kafka_config(settings)).list_topics(timeout=10)
+    table = Table("topic", "partitions", "records (end offsets)", "exists")
+    for spec in topic_specs(settings):
+        if spec.name not in meta.topics:
+            table.add_row(spec.name, str(spec.partitions), "", "no")
+            continue
+        ends = end_offsets(settings, spec.name)
+        table.add_row(spec.name, str(len(ends)), " ".join(f"{p}:{o}" for p, o in sorted(ends.items())), "yes")
+    Console().print(table)
+
+
+@app.command()
+def publish(
+    kind: Annotated[str, typer.Argument(help="items or interactions")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .jsonl, .csv or .parquet file.")],
+    map_: Annotated[list[str] | None, typer.Option("--map", help="field=column, e.g. --map id=sku (repeatable).")] = None,
+    rate: Annotated[float, typer.Option(min=0, help="Rows per second at most; 0 = as fast as possible.")] = 0.0,
+) -> None:
+    """Validate every row of a file and publish the good ones; bad rows are listed with line numbers.
+
+    Exits 1 when any row was rejected (the good rows are published all the same)."""
+    from .client import Publisher
+    from .files import read_rows, validate_rows
+
+    if kind not in ("items", "interactions"):
+        raise typer.BadParameter("kind must be items or interactions")
+    mapping = dict(m.split("=", 1) for m in map_ or [])
+    settings = Settings()
+    good, bad = validate_rows(kind, read_rows(path), mapping)
+    start = time.monotonic()
+    with Publisher(settings) as pub:
+        for n, (_, event) in enumerate(tqdm(good, desc=f"publish {kind}", unit="row"), 1):
+            pub.publish_item(event) if kind == "items" else pub.publish_interaction(event)
+            if rate:
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+    elapsed = max(time.monotonic() - start, 1e-9)
+    for line, reason in bad:
+        console.print(f"[red]line {line}:[/] {reason}")
+    console.print(f"{kind}: {len(good)} published ({len(good) / elapsed:.0f}/s), {len(bad)} rejected")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def tail(
+    user: Annotated[list[str] | None, typer.Option(help="Only these users (repeatable).")] = None,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the topic's start.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many lists.")] = None,
+) -> None:
+    """Print recommendation lists as they arrive (Ctrl-C stops)."""
+    from .client import RecommendationConsumer
+
+    settings = Settings()
+    n = 0
+    with RecommendationConsumer(settings, users=user, start="beginning" if from_beginning else "end") as recs:
+        for got in recs:
+            rec = got.recommendation
+            items = ", ".join(f"{i.item_id} ({i.score:.2f})" for i in rec.items)
+            print(f"{rec.generated_at:%H:%M:%S} {rec.user_id} <- {rec.trigger_event_id}: {items}", flush=True)
+            n += 1
+            if limit and n >= limit:
+                break
+
+
+@app.command()
+def status(
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds over which events/s is measured.")] = 2.0,
+) -> None:
+    """Consumer lag per group and partition, events/s per topic, Milvus collections and model versions."""
+    from .status import collect
+
+    report = collect(Settings(), interval_s=interval)
+    lag = Table("group", "topic", "partition", "committed", "end", "lag", title="consumer lag")
+    for row in report.lag:
+        lag.add_row(row.group, row.topic, str(row.partition), str(row.committed), str(row.end), str(row.lag))
+    rates = Table("topic", "records", "events/s", title=f"throughput over {interval:g} s")
+    for topic, (records, per_s) in report.rates.items():
+        rates.add_row(topic, str(records), f"{per_s:.1f}")
+    milvus = Table("collection", "serving", "items", "encoder versions", title="Milvus")
+    for c in report.collections:
+        milvus.add_row(c.name, "yes" if c.serving else "", str(c.count), ", ".join(c.encoder_versions))
+    out = Console()
+    for t in (lag, rates, milvus):
+        out.print(t)
+
+
+@replay_app.command("export")
+def replay_export(
+    topic: Annotated[str, typer.Option(help="Topic to export.")],
+    out: Annotated[Path, typer.Option(help="Output .jsonl or .parquet file.")],
+    since: Annotated[str | None, typer.Option(help="Only records with a timestamp at/after this ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only records with a timestamp before this ISO time.")] = None,
+) -> None:
+    """Write a topic range (keys, values, headers, timestamps, partitions) to a file."""
+    from .replay import export_topic
+
+    n = export_topic(Settings(), topic, out, since_ms=_ms(since), until_ms=_ms(until))
+    console.print(f"exported {n} records from {topic} to {out}")
+
+
+@replay_app.command("import")
+def replay_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A file written by `replay export`.")],
+    topic: Annotated[str, typer.Option(help="Topic to publish into.")],
+    by_key: Annotated[bool, typer.Option("--by-key", help="Partition by key instead of keeping partitions.")] = False,
+) -> None:
+    """Publish an exported file back, with the original keys, headers and timestamps."""
+    from .replay import import_records, load_records
+
+    n = import_records(Settings(), topic, load_records(path), keep_partitions=not by_key)
+    console.print(f"imported {n} records into {topic}")
+
+
+@replay_app.command("re-encode")
+def replay_reencode() -> None:
+    """Encode the whole items topic into a new collection version, then switch serving to it."""
+    from fusionrec.encoders import load_text_encoder
+
+    from .media import PolicyMediaFetcher
+    from .replay import reencode
+
+    settings = Settings()
+    _setup_logging(settings)
+    encoder = load_text_encoder(settings.text_model, model_dir=settings.model_dir, device=settings.device,
+                                batch_size=settings.encode_batch_size, threads=settings.torch_threads)
+    r = reencode(settings, encoder=encoder, fetcher=PolicyMediaFetcher(settings.media_policy()))
+    console.print(f"re-encoded {r.records} item records: {r.stored} stored, {r.failed} refused, "
+                  f"{r.caught_up} caught up after the switch; {settings.collection} now serves {r.current} "
+                  f"(was {r.previous}, kept)")
+
+
+@replay_app.command("profiles")
+def replay_profiles(
+    since: Annotated[str | None, typer.Option(help="Rebuild from the first interaction at/after this ISO time.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Prepare a new profile generation rebuilt from the interactions topic; the current one is kept."""
+    from .replay import rebuild_profiles
+
+    settings = Settings()
+    if not yes:
+        typer.confirm(f"Prepare profile generation {settings.profile_generation + 1}, rebuilt from "
+                      f"{settings.interactions_topic}?", abort=True)
+    generation, offsets = rebuild_profiles(settings, since_ms=_ms(since))
+    for topic, parts in offsets.items():
+        console.print(f"{topic}: " + " ".join(f"{p}@{o}" for p, o in sorted(parts.items())))
+    console.print(f"restart the profile workers with FUSIONREC_PROFILE_GENERATION={generation} to rebuild; "
+                  f"generation {settings.profile_generation} stays as it is")
 
 
 def main() -> None:

@@ -5,10 +5,12 @@ Both run on confluent-kafka and take the same :class:`Settings` as the workers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from fusionrec.schemas import Event, EventError, Interaction, Item, Recommendation, StreamError, decode
@@ -20,8 +22,16 @@ logger = logging.getLogger(__name__)
 
 
 def kafka_config(settings: Settings, *, consumer: bool = False) -> dict[str, Any]:
-    """confluent-kafka settings for ``settings``' broker (plus the Tansu work-arounds for consumers)."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.require_bootstrap()}
+    """confluent-kafka settings for ``settings``' broker: security passed through, plus the Tansu
+    work-arounds for consumers. Holds the SASL password: never log the result."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.require_bootstrap(),
+                              "security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username or ""
+        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    if settings.kafka_ssl_ca_location:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
     if consumer and settings.is_tansu:
         config.update(client_settings(settings.local_fetch_wait_ms))
     return config
@@ -72,6 +82,20 @@ class Publisher:
     def publish_interaction(self, interaction: Interaction) -> None:
         self._produce(self.settings.interactions_topic, interaction.user_id, interaction)
 
+    def publish_many(self, events: Iterable[Item | Interaction], *, flush: bool = True) -> int:
+        """Publish a batch of items and/or interactions; with ``flush``, wait until every one is
+        confirmed (raising :class:`StreamError` naming the failures). Returns how many were sent."""
+        n = 0
+        for event in events:
+            if isinstance(event, Item):
+                self.publish_item(event)
+            else:
+                self.publish_interaction(event)
+            n += 1
+        if flush:
+            self.flush()
+        return n
+
     def flush(self, timeout_s: float = 30.0) -> None:
         left = self._producer.flush(timeout_s)
         if left:
@@ -107,8 +131,9 @@ class Received:
 class RecommendationConsumer:
     """Reads the recommendations topic, optionally only for some users.
 
-    Without ``group_id`` it reads every partition itself (no group join), from the beginning or
-    the end; with one it joins that consumer group and resumes from its committed offsets.
+    Without ``group_id`` it reads every partition itself (no group join), from the beginning,
+    the end, or a point in time (by the records' own timestamps); with one it joins that consumer
+    group and resumes from its committed offsets. Iterate it with ``for`` or ``async for``.
     """
 
     def __init__(
@@ -116,7 +141,7 @@ class RecommendationConsumer:
         settings: Settings,
         *,
         users: Collection[str] | None = None,
-        start: Literal["beginning", "end"] = "end",
+        start: Literal["beginning", "end"] | datetime = "end",
         group_id: str | None = None,
     ) -> None:
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
@@ -137,8 +162,14 @@ class RecommendationConsumer:
             meta = self._consumer.list_topics(topic, timeout=10)
             if topic not in meta.topics or meta.topics[topic].error is not None:
                 raise StreamError(f"topic {topic} does not exist")
-            where = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
-            self._consumer.assign([TopicPartition(topic, p, where) for p in meta.topics[topic].partitions])
+            if isinstance(start, datetime):
+                from .replay import first_offsets_since
+
+                since = first_offsets_since(settings, topic, int(start.timestamp() * 1000))
+                self._consumer.assign([TopicPartition(topic, p, o) for p, o in since.items()])
+            else:
+                where = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
+                self._consumer.assign([TopicPartition(topic, p, where) for p in meta.topics[topic].partitions])
 
     def poll(self, timeout_s: float = 1.0) -> Received | None:
         """The next recommendation (for the selected users), or ``None`` when none came in time."""
@@ -159,6 +190,13 @@ class RecommendationConsumer:
     def __iter__(self) -> Iterator[Received]:
         while True:
             got = self.poll(1.0)
+            if got is not None:
+                yield got
+
+    async def __aiter__(self) -> AsyncIterator[Received]:
+        loop = asyncio.get_running_loop()
+        while True:
+            got = await loop.run_in_executor(None, self.poll, 0.5)
             if got is not None:
                 yield got
 

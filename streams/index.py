@@ -125,8 +125,8 @@ class MilvusVectorIndex:
         return True
 
     def ensure_collection(self, dim: int) -> None:
-        from pymilvus import DataType
-
+        """Make ``collection`` usable. On first use it is created as the alias of a versioned
+        collection (``<name>__v1``), so a re-encode can build ``__v2`` beside it and swap."""
         if self._call("has_collection", self._client.has_collection, self.collection):
             fields = self._call("describe", self._client.describe_collection, self.collection)["fields"]
             have = next(f["params"]["dim"] for f in fields if f["name"] == "vector")
@@ -134,6 +134,14 @@ class MilvusVectorIndex:
                 raise VectorIndexError(f"collection {self.collection!r} has dim {have}, encoder gives {dim}")
             self._ready()
             return
+        physical = f"{self.collection}__v1"
+        self._create(physical, dim)
+        self._call("create_alias", self._client.create_alias, physical, self.collection)
+        self._ready()
+
+    def _create(self, name: str, dim: int) -> None:
+        from pymilvus import DataType
+
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -150,10 +158,41 @@ class MilvusVectorIndex:
         )
         self._call(
             "create_collection", self._client.create_collection,
-            self.collection, schema=schema, index_params=index, consistency_level="Session",
+            name, schema=schema, index_params=index, consistency_level="Session",
         )
-        logger.info("created Milvus collection %s (dim %d)", self.collection, dim)
-        self._ready()
+        logger.info("created Milvus collection %s (dim %d)", name, dim)
+
+    def serving(self) -> str:
+        """The versioned collection the alias points at now."""
+        return str(self._call("describe_alias", self._client.describe_alias, self.collection)["collection_name"])
+
+    def versions(self) -> list[str]:
+        """All versioned collections of this alias, oldest first."""
+        prefix = f"{self.collection}__v"
+        names = [n for n in self._call("list", self._client.list_collections) if n.startswith(prefix)]
+        return sorted(names, key=lambda n: int(n.removeprefix(prefix)))
+
+    def new_version(self, dim: int) -> MilvusVectorIndex:
+        """Create the next versioned collection (not serving yet) and return an index writing to it."""
+        versions = self.versions()
+        n = int(versions[-1].rsplit("__v", 1)[1]) + 1 if versions else 1
+        name = f"{self.collection}__v{n}"
+        self._create(name, dim)
+        fresh = MilvusVectorIndex.__new__(MilvusVectorIndex)
+        fresh._error, fresh.collection, fresh._client, fresh._loaded = self._error, name, self._client, False
+        fresh._ready()
+        return fresh
+
+    def drop_version(self, physical: str) -> None:
+        """Drop a versioned collection that is not serving (an abandoned or retired version)."""
+        if physical == self.serving():
+            raise VectorIndexError(f"{physical} is serving {self.collection}; promote another version first")
+        self._call("drop_collection", self._client.drop_collection, physical)
+
+    def promote(self, physical: str) -> None:
+        """Point the alias at ``physical``, atomically for every reader."""
+        self._call("alter_alias", self._client.alter_alias, physical, self.collection)
+        logger.info("alias %s now serves %s", self.collection, physical)
 
     def upsert(self, items: Sequence[ItemVector]) -> None:
         if not items:

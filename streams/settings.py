@@ -31,6 +31,19 @@ class Settings(BaseSettings):
         description="FUSIONREC_BROKER_FLAVOR: `tansu` turns on the work-arounds for the local Tansu broker "
         "(streams/tansu.py); set by the embedded stack, never needed with a real Kafka.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="FUSIONREC_KAFKA_SECURITY_PROTOCOL: how clients and workers talk to Kafka."
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="PLAIN", description="FUSIONREC_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="FUSIONREC_KAFKA_SASL_USERNAME.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="FUSIONREC_KAFKA_SASL_PASSWORD (never logged or printed)."
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        default=None, description="FUSIONREC_KAFKA_SSL_CA_LOCATION: CA bundle to verify the brokers with."
+    )
     milvus_uri: str | None = Field(
         default=None,
         description="FUSIONREC_MILVUS_URI: `http://host:19530` (Milvus or a served milvus-lite), a `*.db` path "
@@ -54,6 +67,11 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(default=4, ge=1, description="FUSIONREC_PARTITIONS: partitions per topic = max parallelism.")
     replication_factor: int = Field(default=1, ge=1, description="FUSIONREC_REPLICATION_FACTOR for created topics.")
+    profile_generation: int = Field(
+        default=1, ge=1,
+        description="FUSIONREC_PROFILE_GENERATION: which profile table and consumer group the profile workers "
+        "use; `fusionrec replay profiles` prepares the next one, rebuilt from the interactions topic.",
+    )
     table_store: str = Field(
         default="rocksdb://",
         description="FUSIONREC_TABLE_STORE: Faust table store: `rocksdb://` (on disk under data_dir, restarts "
@@ -166,6 +184,12 @@ class Settings(BaseSettings):
                 MediaKind.VIDEO: self.max_video_bytes,
             },
         )
+
+    def app_id(self, role: str) -> str:
+        """The Faust app id (= consumer group, prefix of its table topics) of ``role``."""
+        if role == "profiles" and self.profile_generation > 1:
+            return f"fusionrec-profiles-g{self.profile_generation}"
+        return f"fusionrec-{role}"
 
     @property
     def worker_url(self) -> str:

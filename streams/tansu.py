@@ -11,6 +11,10 @@ which the embedded stack sets for its children; against a real Kafka none of thi
 3. ListOffsets(latest) answers "base offset of the last batch + 1" -> Faust table recovery
    would stop early and lose updates. The end offset is read from a fetch response's high
    watermark instead, which Tansu reports correctly.
+
+Also measured, and designed around rather than patched: an admin offset change for a group that
+once had members is refused with UNKNOWN_MEMBER_ID; `replay profiles` therefore starts a new
+profile generation (a fresh group) instead of moving the live group's offsets.
 """
 
 from __future__ import annotations
@@ -154,3 +158,4 @@ class TansuBroker:
     def stop(self) -> None:
         stop_process(self.process, "tansu")
         self.process = None
+

@@ -125,3 +125,13 @@ def driver(stack: EmbeddedStack) -> Iterator[Driver]:
     d = Driver(stack)
     yield d
     d.close()
+
+
+def run_cli(stack: EmbeddedStack, *args: str, timeout_s: float = 180.0, input_text: str | None = None):
+    """``fusionrec ARGS`` as a user runs it, pointed at the session's stack."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **stack.worker_env(), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "fusionrec.streams.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout_s, input=input_text)
