@@ -7,7 +7,7 @@ popularity) and the offline harness calls the same code.
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,23 +25,6 @@ def overfetch(k: int, n_excluded: int, cap: int) -> int:
     (13, 500)
     """
     return max(k, min(k + n_excluded, cap))
-
-
-def top_k_unseen(
-    candidates: Iterable[tuple[str, float]], exclude: Container[str], k: int
-) -> list[tuple[str, float]]:
-    """The ``k`` best-scored candidates that are not excluded, each id once.
-
-    >>> top_k_unseen([("a", 0.9), ("b", 0.8), ("a", 0.7), ("c", 0.95)], {"c"}, 2)
-    [('a', 0.9), ('b', 0.8)]
-    """
-    best: dict[str, float] = {}
-    for item_id, score in candidates:
-        if item_id in exclude:
-            continue
-        if score > best.get(item_id, float("-inf")):
-            best[item_id] = score
-    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
 @dataclass(frozen=True)

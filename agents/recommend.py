@@ -29,8 +29,8 @@ from fusionrec.streams.sinks import EventSink
 from .emission import Decision, EmissionConfig, EmissionPolicy
 from .profile import ProfileModel, ProfileState
 from .ranking import Candidate, Filters, RankWeights, overfetch, rank
-from .stats import Catalogue, ItemStats
 from .routing import dead_letter, internal_error, retry_unavailable
+from .stats import Catalogue, ItemStats
 
 logger = logging.getLogger(__name__)
 

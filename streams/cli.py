@@ -50,6 +50,8 @@ def worker(
 ) -> None:
     """Run workers against FUSIONREC_BOOTSTRAP_SERVERS and FUSIONREC_MILVUS_URI."""
     settings = Settings()
+    settings.require_bootstrap()
+    settings.require_milvus_uri()
     if role is Role.all:
         # Two processes, as in production: each role is its own Faust app and consumer group.
         from .processes import WorkerProcess
@@ -63,8 +65,6 @@ def worker(
         return
     from .app import run_worker
 
-    settings.require_bootstrap()
-    settings.require_milvus_uri()
     run_worker(settings, role.value)
 
 
