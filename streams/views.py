@@ -33,7 +33,6 @@ class ViewFeeder:
         self.profile = profile
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="view-feeder", daemon=True)
-        self.applied = 0
 
     def start(self) -> ViewFeeder:
         self._thread.start()
@@ -82,4 +81,3 @@ class ViewFeeder:
                                                ev.timestamp.timestamp(), info.category if info else "")
         except EventError:
             return
-        self.applied += 1
