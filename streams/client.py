@@ -144,7 +144,7 @@ class RecommendationConsumer:
         start: Literal["beginning", "end"] | datetime = "end",
         group_id: str | None = None,
     ) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         self.settings = settings
         self.users = {u.encode() for u in users} if users is not None else None
@@ -162,14 +162,16 @@ class RecommendationConsumer:
             meta = self._consumer.list_topics(topic, timeout=10)
             if topic not in meta.topics or meta.topics[topic].error is not None:
                 raise StreamError(f"topic {topic} does not exist")
-            if isinstance(start, datetime):
-                from .replay import first_offsets_since
+            from .replay import end_offsets, first_offsets_since
 
-                since = first_offsets_since(settings, topic, int(start.timestamp() * 1000))
-                self._consumer.assign([TopicPartition(topic, p, o) for p, o in since.items()])
+            if isinstance(start, datetime):
+                offsets = first_offsets_since(settings, topic, int(start.timestamp() * 1000))
+            elif start == "end":
+                # From fetch responses, not ListOffsets: Tansu answers "latest" short (PLATFORM.md).
+                offsets = end_offsets(settings, topic)
             else:
-                where = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
-                self._consumer.assign([TopicPartition(topic, p, where) for p in meta.topics[topic].partitions])
+                offsets = {p: OFFSET_BEGINNING for p in meta.topics[topic].partitions}
+            self._consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
 
     def poll(self, timeout_s: float = 1.0) -> Received | None:
         """The next recommendation (for the selected users), or ``None`` when none came in time."""

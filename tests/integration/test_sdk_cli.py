@@ -46,6 +46,16 @@ def test_publisher_batches_and_consumer_filters_by_user_sync_and_async(stack, dr
     assert asyncio.run(asyncio.wait_for(first_async(), 60)) == f"{t}-e1"
 
 
+def test_consumer_from_the_end_sees_only_new_lists(stack, driver):
+    t = uuid.uuid4().hex[:6]
+    driver.publish_items([Item(id=f"{t}-a", title="camping stove"), Item(id=f"{t}-b", title="camping kettle")])
+    old = driver.recommendation_for(driver.interact(f"{t}-u", f"{t}-a"))
+    with RecommendationConsumer(stack.settings, start="end") as recs:
+        new = driver.interact(f"{t}-u", f"{t}-b")
+        first = next(iter(recs)).recommendation
+    assert old.trigger_event_id != new and first.trigger_event_id == new
+
+
 def test_publisher_reports_failed_deliveries(stack):
     pub = Publisher(stack.settings.model_copy(update={"interactions_topic": "no-such-topic-" + uuid.uuid4().hex[:6]}),
                     **{"message.timeout.ms": 3000, "allow.auto.create.topics": False})
