@@ -1,4 +1,4 @@
-"""The item path: decode -> validate -> encode in micro-batches -> upsert into the vector index."""
+"""The item path: decode -> validate -> prepare media -> encode each modality in micro-batches -> fuse -> upsert."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import asyncio
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from fusionrec.encoders import TextEncoder
-from fusionrec.encoders.media import check_media
+from fusionrec.encoders import Encoder, Fusion
+from fusionrec.encoders.base import batches
+from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import EncoderError, ErrorCode, EventError, Item, decode
 from fusionrec.streams.index import ItemVector, VectorIndex
 from fusionrec.streams.media import MediaFetcher
@@ -21,6 +22,19 @@ from fusionrec.streams.sinks import EventSink
 from .routing import dead_letter, internal_error, retry_unavailable
 
 logger = logging.getLogger(__name__)
+
+# A micro-batch is encoded in about CHUNKS model calls per modality (none smaller than MIN_CHUNK items).
+CHUNKS = 4
+MIN_CHUNK = 16
+
+
+def chunk_size(batch: int) -> int:
+    """Items per model call for a micro-batch of ``batch`` items.
+
+    >>> chunk_size(256), chunk_size(64), chunk_size(10)
+    (64, 16, 16)
+    """
+    return max(MIN_CHUNK, -(-batch // CHUNKS))
 
 
 def check_vectors(item: Item, dims: Mapping[str, int]) -> None:
@@ -35,23 +49,29 @@ def check_vectors(item: Item, dims: Mapping[str, int]) -> None:
 
 
 class ItemEncoder:
-    """Turns validated items into stored vectors; knows nothing of Faust.
+    """Turns validated items into stored, fused vectors; knows nothing of Faust.
 
-    Media references are fetched under the fetcher's policy and must decode; a failure refuses the
-    whole item (one dead letter), so no item is stored with part of its content silently missing.
+    Per micro-batch: every item's media is fetched, decoded and prepared for its encoder on a
+    thread pool (``prepare``); each modality's encoder then runs on all the items of a chunk that
+    have it (a few chunks per batch, so decoding overlaps the models), and the fusion joins each
+    item's modality vectors. A media or encoding failure
+    refuses the whole item (one dead letter), so no item is stored with part of its content silently
+    missing; the rest of the batch goes on.
     """
 
     def __init__(
-        self, encoder: TextEncoder, index: VectorIndex, fetcher: MediaFetcher, *,
-        max_event_bytes: int, vector_dims: Mapping[str, int] | None = None, fetch_threads: int = 8,
+        self, encoders: Mapping[str, Encoder], fusion: Fusion, index: VectorIndex, fetcher: MediaFetcher, *,
+        max_event_bytes: int, limits: MediaLimits = MediaLimits(), threads: int = 8,
     ) -> None:
-        self.encoder = encoder
+        self.encoders = dict(encoders)
+        self.fusion = fusion
         self.index = index
         self.fetcher = fetcher
         self.max_event_bytes = max_event_bytes
-        self.vector_dims = dict(vector_dims or {})
-        self._pool = ThreadPoolExecutor(fetch_threads, thread_name_prefix="media")
-        index.ensure_collection(encoder.dim)
+        self.limits = limits
+        self.vector_dims = {name: enc.dim for name, enc in self.encoders.items() if enc.modality == "vector"}
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="media")
+        index.ensure_collection(fusion.dim, fusion=fusion.spec())
 
     def decode(self, raw: bytes | None, key: bytes | None) -> Item:
         """Parse and validate one item event; everything that needs no I/O is checked here."""
@@ -59,66 +79,118 @@ class ItemEncoder:
         if key is not None and key.decode(errors="replace") != item.id:
             raise EventError(ErrorCode.KEY_MISMATCH, f"message key {key!r} is not the item id {item.id!r}")
         check_vectors(item, self.vector_dims)
-        if not item.text():
-            # Image/audio/video encoders are not wired into fusion yet: text is what makes a vector.
-            raise EventError(ErrorCode.NOTHING_TO_ENCODE, f"item {item.id!r} has no title, description or tags")
+        has = (["text"] if item.text() else []) + [str(k) for k in item.media] + list(item.vectors)
+        if not any(m in self.encoders for m in has):
+            what = ", ".join(has) if has else "no title, description, tags, media or vectors"
+            raise EventError(
+                ErrorCode.NOTHING_TO_ENCODE,
+                f"item {item.id!r} has {what}; this worker encodes {', '.join(self.encoders)} (FUSIONREC_MODALITIES)",
+            )
         return item
 
-    def _check_media(self, item: Item) -> None:
+    def _prepare(self, item: Item) -> dict[str, Any]:
+        """Fetch, decode and prepare one item's inputs, keyed by modality (runs on a pool thread)."""
+        out: dict[str, Any] = {}
+        if "text" in self.encoders and item.text():
+            out["text"] = self.encoders["text"].prepare(item.text())
         for kind, ref in item.media.items():
-            check_media(kind, self.fetcher.fetch(kind, ref))
-
-    def media_failures(self, items: Sequence[Item]) -> dict[str, EventError]:
-        """Fetch and decode-check every item's media, in parallel threads."""
-        futures = {it.id: self._pool.submit(self._check_media, it) for it in items if it.media}
-        failed = {}
-        for item_id, fut in futures.items():
-            exc = fut.exception()
-            if isinstance(exc, EventError):
-                failed[item_id] = exc
-            elif exc is not None:
-                failed[item_id] = EventError(ErrorCode.MEDIA_FETCH_FAILED, f"{type(exc).__name__}: {exc}")
-        return failed
-
-    def _vectors(self, items: Sequence[Item]) -> list[np.ndarray | EventError]:
-        """One vector per item; a batch failure is retried item by item to find the bad one."""
-        try:
-            matrix = self.encoder.encode([it.text() for it in items])
-            return list(matrix)
-        except EncoderError:
-            if len(items) == 1:
-                raise
-        out: list[np.ndarray | EventError] = []
-        for it in items:
-            try:
-                out.append(self.encoder.encode([it.text()])[0])
-            except EncoderError as exc:
-                out.append(EventError(ErrorCode.ENCODE_FAILED, str(exc)))
+            content = decode_media(kind, self.fetcher.fetch(kind, ref), self.limits)
+            if kind in self.encoders:  # media of a modality this worker does not encode is still checked
+                try:
+                    out[kind] = self.encoders[kind].prepare(content)
+                except (EncoderError, ValueError) as exc:
+                    raise EventError(ErrorCode.MEDIA_UNDECODABLE, f"{kind}: {exc}") from exc
+        for name, values in item.vectors.items():
+            out[name] = self.encoders[name].prepare(values)
         return out
 
+    def _submit(self, items: Sequence[Item]) -> dict[str, Future[dict[str, Any]]]:
+        return {it.id: self._pool.submit(self._prepare, it) for it in items}
+
+    @staticmethod
+    def _collect(futures: Mapping[str, Future[dict[str, Any]]]) -> tuple[dict[str, dict[str, Any]], dict[str, EventError]]:
+        prepared, failed = {}, {}
+        for item_id, fut in futures.items():
+            exc = fut.exception()
+            if exc is None:
+                prepared[item_id] = fut.result()
+            elif isinstance(exc, EventError):
+                failed[item_id] = exc
+            else:
+                failed[item_id] = EventError(ErrorCode.MEDIA_FETCH_FAILED, f"{type(exc).__name__}: {exc}")
+        return prepared, failed
+
+    def prepare(self, items: Sequence[Item]) -> tuple[dict[str, dict[str, Any]], dict[str, EventError]]:
+        """Every item's prepared inputs, in parallel threads; and the items that failed, with why."""
+        return self._collect(self._submit(items))
+
+    def _encode_modality(self, name: str, inputs: Mapping[str, Any]) -> dict[str, np.ndarray | EventError]:
+        """One batch call for all items with ``name``; a failing batch is retried item by item to find the bad one."""
+        encoder = self.encoders[name]
+        ids = list(inputs)
+        try:
+            return dict(zip(ids, encoder.encode([inputs[i] for i in ids]), strict=True))
+        except EncoderError as exc:
+            if len(ids) == 1:
+                return {ids[0]: EventError(ErrorCode.ENCODE_FAILED, f"{name}: {exc}")}
+        out: dict[str, np.ndarray | EventError] = {}
+        for i in ids:
+            try:
+                out[i] = encoder.encode([inputs[i]])[0]
+            except EncoderError as exc:
+                out[i] = EventError(ErrorCode.ENCODE_FAILED, f"{name}: {exc}")
+        return out
+
+    def vectors(self, prepared: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, EventError]]:
+        """Each item's modality vectors (a batch per modality); and the items an encoder failed on."""
+        parts: dict[str, dict[str, np.ndarray]] = {i: {} for i in prepared}
+        failed: dict[str, EventError] = {}
+        for name in self.encoders:
+            inputs = {i: p[name] for i, p in prepared.items() if name in p}
+            if not inputs:
+                continue
+            for item_id, vec in self._encode_modality(name, inputs).items():
+                if isinstance(vec, EventError):
+                    failed[item_id] = vec
+                elif not np.isfinite(vec).all():
+                    failed[item_id] = EventError(ErrorCode.ENCODE_FAILED, f"{name} encoder produced a non-finite vector")
+                else:
+                    parts[item_id][name] = vec
+        return {i: p for i, p in parts.items() if i not in failed}, failed
+
     def encode_and_store(self, items: Sequence[Item]) -> dict[str, EventError]:
-        """Check media, encode and upsert ``items``; returns the ids that failed, with why."""
-        failed = self.media_failures(items)
-        items = [it for it in items if it.id not in failed]
+        """Prepare, encode, fuse and upsert ``items``; returns the ids that failed, with why.
+
+        The batch is encoded in a few chunks: while the models run on one chunk, the pool threads
+        go on decoding the next, so decoding hides behind the models instead of adding to them.
+        """
+        futures = self._submit(items)
+        failed: dict[str, EventError] = {}
         rows: list[ItemVector] = []
-        for it, vec in zip(items, self._vectors(items), strict=True):
-            if isinstance(vec, EventError):
-                failed[it.id] = vec
-                continue
-            if not np.isfinite(vec).all():
-                failed[it.id] = EventError(ErrorCode.ENCODE_FAILED, "encoder produced a non-finite vector")
-                continue
-            rows.append(
-                ItemVector(
-                    id=it.id,
-                    vector=vec,
-                    encoder_version=self.encoder.version,
-                    category=it.category or "",
-                    available=it.available,
-                    updated_at_ms=int(it.updated_at.timestamp() * 1000) if it.updated_at else 0,
-                    version=it.version,
+        for chunk in batches(items, chunk_size(len(items))):
+            prepared, bad = self._collect({it.id: futures[it.id] for it in chunk})
+            failed.update(bad)
+            parts, encode_failed = self.vectors(prepared)
+            failed.update(encode_failed)
+            done = [it for it in chunk if it.id in parts]
+            fused = self.fusion.fuse([parts[it.id] for it in done]) if done else []
+            for it, vec in zip(done, fused, strict=True):
+                if not np.any(vec):
+                    failed[it.id] = EventError(ErrorCode.NOTHING_TO_ENCODE,
+                                               f"item {it.id!r} has no content to encode (silent audio, blank text?)")
+                    continue
+                rows.append(
+                    ItemVector(
+                        id=it.id,
+                        vector=vec,
+                        encoder_version=",".join(f"{m}={self.encoders[m].version}" for m in parts[it.id]),
+                        fusion_version=self.fusion.version,
+                        category=it.category or "",
+                        available=it.available,
+                        updated_at_ms=int(it.updated_at.timestamp() * 1000) if it.updated_at else 0,
+                        version=it.version,
+                    )
                 )
-            )
         self.index.upsert(rows)
         return failed
 

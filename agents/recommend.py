@@ -8,13 +8,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from fusionrec.encoders.fusion import query_transform
 from fusionrec.schemas import (
     ErrorCode,
     EventError,
@@ -35,6 +36,7 @@ from .stats import Catalogue, ItemStats
 logger = logging.getLogger(__name__)
 
 PROFILE_VERSION = "profile-v2"
+FUSION_CHECK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,22 @@ class Recommender:
         self.encoder_version = "unknown"
         self._cache: OrderedDict[str, ItemVector] = OrderedDict()
         self.cache_size = cache_size
+        self._fusion: tuple[float, str | None, Callable[[np.ndarray], np.ndarray]] = (-1e9, None, query_transform(None))
+
+    def query(self, vector: np.ndarray) -> np.ndarray:
+        """A profile vector shaped for the index as the collection's fusion says (re-read every
+        :data:`FUSION_CHECK_S`, so a re-encode with another fusion is picked up; cached item
+        vectors of the old space are dropped then)."""
+        checked, version, transform = self._fusion
+        now = time.monotonic()
+        if now - checked > FUSION_CHECK_S:
+            spec = self.index.fusion_spec()
+            new = (spec or {}).get("version")
+            if new != version:
+                transform = query_transform(spec)
+                self._cache.clear()
+            self._fusion = (now, new, transform)
+        return transform(vector)
 
     def vectors(self, ids: Sequence[str]) -> dict[str, ItemVector]:
         """Item vectors by id, from a cache in front of the index.
@@ -141,7 +159,7 @@ class Recommender:
         seen = set(state.seen)
         queries = state.queries(self.max_queries)
         limit = overfetch(self.per_source, len(seen), self.max_candidates)
-        results = self.index.search_many([q[1] for q in queries], limit) if queries else []
+        results = self.index.search_many([self.query(q[1]) for q in queries], limit) if queries else []
         candidates: dict[str, Candidate] = {}
 
         def cand(item_id: str) -> Candidate:

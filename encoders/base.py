@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 
 @runtime_checkable
-class TextEncoder(Protocol):
-    """Turns texts into L2-normalised float32 rows of width :attr:`dim`.
+class Encoder(Protocol):
+    """Turns one modality's inputs into L2-normalised float32 rows of width :attr:`dim`.
 
-    ``version`` names the model and its settings; it is stored beside every vector so a
-    re-encode with another model never mixes spaces silently.
+    ``prepare`` is the per-input CPU work (resize an image, cast a clip) and is safe to call from
+    many threads at once; ``encode`` runs the model on a prepared batch. Splitting them lets a
+    worker prepare the next inputs on CPU threads while the model runs. An input with nothing in
+    it (a silent clip) may give an all-zero row: fusion treats that modality as missing.
+
+    ``version`` names the model and its settings; it is stored beside every vector so a re-encode
+    with another model never mixes spaces silently. ``space`` names the vector space: encoders of
+    different modalities that share one (a CLIP model's towers) can be compared with each other.
     """
 
+    modality: str
     dim: int
     version: str
+    space: str
     device: str
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def prepare(self, raw: Any) -> Any: ...
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextEncoder(Encoder, Protocol):
+    """An encoder of strings."""
+
+    def encode(self, batch: Sequence[str]) -> np.ndarray: ...
+
+
+def encode_raw(encoder: Encoder, inputs: Sequence[Any]) -> np.ndarray:
+    """Prepare and encode in one call (tests, benchmarks and the offline harness)."""
+    return encoder.encode([encoder.prepare(x) for x in inputs])
 
 
 def l2_normalize(matrix: np.ndarray) -> np.ndarray:
@@ -29,5 +51,45 @@ def l2_normalize(matrix: np.ndarray) -> np.ndarray:
     >>> l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)).tolist()
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
     """
+    matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0).astype(np.float32, copy=False)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def batches(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """``seq`` cut into runs of at most ``size``.
+
+    >>> batches([1, 2, 3, 4, 5], 2)
+    [[1, 2], [3, 4], [5]]
+    """
+    return [seq[i : i + size] for i in range(0, len(seq), size)]
+
+
+def encode_in_chunks(
+    batch: Sequence[Any], size: int, dim: int, fn: Callable[[Sequence[Any]], np.ndarray], what: str
+) -> np.ndarray:
+    """``fn`` over runs of at most ``size`` inputs without autograd, joined and scaled to unit rows;
+    any failure becomes :class:`EncoderError` naming ``what`` (the item encoder then retries one by one)."""
+    if not len(batch):
+        return np.zeros((0, dim), dtype=np.float32)
+    import torch
+
+    from fusionrec.schemas import EncoderError
+
+    try:
+        with torch.inference_mode():
+            out = [fn(chunk) for chunk in batches(batch, size)]
+    except EncoderError:
+        raise
+    except Exception as exc:  # torch and the models raise many types
+        raise EncoderError(f"{what} encoding failed: {exc}") from exc
+    return l2_normalize(np.concatenate(out))
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` picks CUDA when torch sees a GPU, else the CPU."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -26,11 +26,15 @@ class HashingTextEncoder:
     (True, 0.0)
     """
 
+    modality = "text"
     device = "cpu"
 
     def __init__(self, dim: int = 256) -> None:
         self.dim = dim
-        self.version = f"hashing-bow-{dim}@1"
+        self.version = self.space = f"hashing-bow-{dim}@1"
+
+    def prepare(self, raw: str) -> str:
+        return raw
 
     def _bucket(self, token: str) -> tuple[int, float]:
         h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")

@@ -1,12 +1,13 @@
-"""Choosing an encoder from a setting: a model name in the model directory, a path, or a builtin."""
+"""Choosing encoders from settings: a model name in the model directory, a path, or a builtin."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fusionrec.schemas import ConfigError
 
-from .base import TextEncoder
+from .base import Encoder, TextEncoder
 from .hashing import HashingTextEncoder
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
@@ -39,13 +40,65 @@ def resolve_text_model_dir(spec: str, model_dir: Path | None) -> Path:
 def load_text_encoder(
     spec: str, *, model_dir: Path | None = None, device: str = "auto", batch_size: int = 64, threads: int | None = None
 ) -> TextEncoder:
-    """``hashing`` or ``hashing:<dim>`` gives the weightless twin; anything else a real model."""
+    """``hashing`` or ``hashing:<dim>`` gives the weightless twin, ``open_clip:<arch>:<checkpoint>``
+    a CLIP text tower; anything else a sentence-transformers model."""
     if spec == "hashing" or spec.startswith("hashing:"):
         _, _, dim = spec.partition(":")
         return HashingTextEncoder(int(dim) if dim else 256)
+    if spec.startswith("open_clip:"):
+        from .text import ClipTextEncoder
+
+        return ClipTextEncoder(spec, model_dir=model_dir, device=device, batch_size=batch_size)
     from .text import SentenceTransformerEncoder
 
     path = resolve_text_model_dir(spec, model_dir)
     # Name the version after what was asked for ("all-MiniLM-L6-v2"), not a package's inner folder.
     name = path.name if Path(spec).expanduser().is_dir() else spec
     return SentenceTransformerEncoder(path, name=name, device=device, batch_size=batch_size, threads=threads)
+
+
+MODALITIES = ("text", "image", "audio", "video")
+
+
+def load_encoders(
+    modalities: Sequence[str], *, text_model: str = DEFAULT_TEXT_MODEL, image_model: str = "efficientnet-lite0",
+    audio_model: str = "librosa", vector_dims: Mapping[str, int] | None = None, model_dir: Path | None = None,
+    device: str = "auto", batch_size: int = 64, threads: int | None = None,
+) -> dict[str, Encoder]:
+    """One encoder per enabled modality, in a fixed order, then one pass-through per declared vector.
+
+    A video encoder reuses the image and audio encoders (loading them if those modalities are off).
+    """
+    unknown = set(modalities) - set(MODALITIES)
+    if unknown:
+        raise ConfigError(f"unknown modalities {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
+    common = {"model_dir": model_dir, "device": device, "batch_size": batch_size, "threads": threads}
+    out: dict[str, Encoder] = {}
+    if "text" in modalities:
+        out["text"] = load_text_encoder(text_model, **common)
+    image = audio = None
+    if "image" in modalities or "video" in modalities:
+        from .image import load_image_encoder
+
+        image = load_image_encoder(image_model, **common)
+    if "audio" in modalities or "video" in modalities:
+        from .audio import load_audio_encoder
+
+        audio = load_audio_encoder(audio_model, **common)
+    if "image" in modalities:
+        out["image"] = image  # type: ignore[assignment]
+    if "audio" in modalities:
+        out["audio"] = audio  # type: ignore[assignment]
+    if "video" in modalities:
+        from .video import VideoEncoder
+
+        out["video"] = VideoEncoder(image, audio)  # type: ignore[arg-type]
+    from .vectors import VectorPassThrough
+
+    for name, dim in (vector_dims or {}).items():
+        if name in out:
+            raise ConfigError(f"ready-made vector name {name!r} clashes with a modality")
+        out[name] = VectorPassThrough(name, dim)
+    if not out:
+        raise ConfigError("no modality to encode: set FUSIONREC_MODALITIES or FUSIONREC_VECTOR_DIMS")
+    return out

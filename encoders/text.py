@@ -11,22 +11,15 @@ import numpy as np
 
 from fusionrec.schemas import EncoderError
 
-from .base import l2_normalize
+from .base import encode_in_chunks, l2_normalize, resolve_device
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(requested: str) -> str:
-    """``auto`` picks CUDA when torch sees a GPU, else the CPU."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class SentenceTransformerEncoder:
     """A sentence-transformers model from a directory on disk; never contacts a model hub."""
+
+    modality = "text"
 
     def __init__(
         self, model_dir: Path, *, name: str | None = None, device: str = "auto", batch_size: int = 64,
@@ -52,8 +45,11 @@ class SentenceTransformerEncoder:
         self.dim = int(self._model.get_embedding_dimension())
         self.batch_size = batch_size
         precision = "fp16" if self.device.startswith("cuda") else "fp32"
-        self.version = f"{name or model_dir.name}@{self.dim}"
+        self.version = self.space = f"{name or model_dir.name}@{self.dim}"
         logger.info("text model %s loaded on %s (%s, dim %d)", self.version, self.device, precision, self.dim)
+
+    def prepare(self, raw: str) -> str:
+        return raw
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -65,3 +61,36 @@ class SentenceTransformerEncoder:
         except Exception as exc:
             raise EncoderError(f"text encoding failed: {exc}") from exc
         return l2_normalize(np.asarray(vectors, dtype=np.float32))
+
+
+class ClipTextEncoder:
+    """The text tower of an OpenCLIP checkpoint: its vectors share a space with that model's images."""
+
+    modality = "text"
+
+    def __init__(self, spec: str, *, model_dir: Path | None = None, device: str = "auto", batch_size: int = 64) -> None:
+        import torch
+
+        from .image import clip_space, load_clip, parse_clip_spec
+
+        arch, checkpoint = parse_clip_spec(spec, model_dir)
+        self._model, self._tokenizer = load_clip(arch, checkpoint)
+        self.device = resolve_device(device)
+        self._model = self._model.to(self.device)
+        self._half = self.device.startswith("cuda")
+        if self._half:
+            self._model = self._model.half()
+        self.batch_size = batch_size
+        with torch.inference_mode():
+            self.dim = int(self._model.encode_text(self._tokenizer(["probe"]).to(self.device)).shape[-1])
+        self.version = f"open_clip-{arch}-{checkpoint.stem}-text@{self.dim}"
+        self.space = clip_space(arch, checkpoint)
+
+    def prepare(self, raw: str) -> str:
+        return raw
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_in_chunks(texts, self.batch_size, self.dim, self._embed, "text")
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._model.encode_text(self._tokenizer(list(texts)).to(self.device)).float().cpu().numpy()

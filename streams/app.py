@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import faust
@@ -14,7 +15,7 @@ from fusionrec.agents.emission import EmissionConfig, EmissionPolicy
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel
 from fusionrec.agents.ranking import Filters, RankWeights
 from fusionrec.agents.recommend import Views
-from fusionrec.encoders import TextEncoder, load_text_encoder
+from fusionrec.encoders import Encoder
 
 from . import tansu
 from .index import VectorIndex, open_index
@@ -56,7 +57,7 @@ def create_app(
     role: Role,
     *,
     index: VectorIndex | None = None,
-    encoder: TextEncoder | None = None,
+    encoders: Mapping[str, Encoder] | None = None,
     sink: EventSink | None = None,
     media: MediaFetcher | None = None,
 ) -> faust.App:
@@ -90,17 +91,14 @@ def create_app(
         )
 
     if role == "encoder":
-        encoder = encoder or load_text_encoder(
-            settings.text_model, model_dir=settings.model_dir, device=settings.device,
-            batch_size=settings.encode_batch_size, threads=settings.torch_threads,
-        )
+        encoders = encoders or settings.load_encoders()
         encode_items.register(
             app,
             topic=_raw_topic(app, settings.items_topic, settings.partitions),
             processor=encode_items.ItemEncoder(
-                encoder, index, media or PolicyMediaFetcher(settings.media_policy()),
-                max_event_bytes=settings.max_event_bytes, vector_dims=settings.vector_dims,
-                fetch_threads=settings.media_fetch_threads,
+                encoders, settings.make_fusion(encoders), index, media or PolicyMediaFetcher(settings.media_policy()),
+                max_event_bytes=settings.max_event_bytes, limits=settings.media_limits(),
+                threads=settings.media_fetch_threads,
             ),
             sink=sink,
             dead_letters=settings.dead_letters_topic,

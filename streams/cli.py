@@ -29,6 +29,8 @@ app.add_typer(topics_app, name="topics")
 replay_app = typer.Typer(help="Backfill: re-encode items, rebuild profiles, export and import topic ranges.",
                          no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
+fusion_app = typer.Typer(help="Train and inspect learned fusions.", no_args_is_help=True)
+app.add_typer(fusion_app, name="fusion")
 console = Console(stderr=True)
 
 
@@ -342,16 +344,12 @@ def replay_import(
 @replay_app.command("re-encode")
 def replay_reencode() -> None:
     """Encode the whole items topic into a new collection version, then switch serving to it."""
-    from fusionrec.encoders import load_text_encoder
-
     from .media import PolicyMediaFetcher
     from .replay import reencode
 
     settings = Settings()
     _setup_logging(settings)
-    encoder = load_text_encoder(settings.text_model, model_dir=settings.model_dir, device=settings.device,
-                                batch_size=settings.encode_batch_size, threads=settings.torch_threads)
-    r = reencode(settings, encoder=encoder, fetcher=PolicyMediaFetcher(settings.media_policy()))
+    r = reencode(settings, encoders=settings.load_encoders(), fetcher=PolicyMediaFetcher(settings.media_policy()))
     console.print(f"re-encoded {r.records} item records: {r.stored} stored, {r.failed} refused, "
                   f"{r.caught_up} caught up after the switch; {settings.collection} now serves {r.current} "
                   f"(was {r.previous}, kept)")
@@ -386,3 +384,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@fusion_app.command("train")
+def fusion_train(
+    items: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Items (.jsonl, .csv, .parquet).")],
+    interactions: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Interactions file.")],
+    out: Annotated[Path, typer.Option(help="Where to write the artefact (.npz).")] = Path("fusion.npz"),
+    dim: Annotated[int, typer.Option(min=8, help="Size of the fused space.")] = 256,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    window: Annotated[int, typer.Option(min=1, help="Pair items up to this many steps apart in a history.")] = 3,
+) -> None:
+    """Learn per-modality projections from which items users consume together (on CUDA when there is one).
+
+    Uses the configured encoders (FUSIONREC_MODALITIES, *_MODEL); serve it with FUSIONREC_FUSION=learned
+    FUSIONREC_FUSION_MODEL=<out>, then `fusionrec replay re-encode`."""
+    from .fusion_training import train_from_files
+
+    settings = Settings()
+    _setup_logging(settings)
+    r = train_from_files(settings, items, interactions, out, dim=dim, epochs=epochs, window=window)
+    console.print(f"trained {r.version} on {r.items} items ({r.refused} refused) and {r.pairs} pairs; wrote {r.path}")
+    console.print(f"held-out pairs: {r.held_out}; hit rate@10 early fusion {r.early_hit_rate:.3f}, "
+                  f"learned {r.learned_hit_rate:.3f}")

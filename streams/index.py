@@ -7,9 +7,10 @@ milvus-lite, the embedded Milvus server or a real Milvus.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ class ItemVector:
     id: str
     vector: np.ndarray
     encoder_version: str
+    fusion_version: str = ""
     category: str = ""
     available: bool = True
     updated_at_ms: int = 0
@@ -34,9 +36,15 @@ class ItemVector:
 
 
 class VectorIndex(Protocol):
-    """What the agents need from a vector store; every implementation passes tests/contract."""
+    """What the agents need from a vector store; every implementation passes tests/contract.
 
-    def ensure_collection(self, dim: int) -> None: ...
+    Scores are inner products: stored vectors and queries are shaped by the fusion (see
+    ``fusionrec.encoders.fusion``), which the collection records as its ``fusion`` spec so that
+    every reader builds its queries the same way.
+    """
+
+    def ensure_collection(self, dim: int, *, fusion: Mapping[str, Any] | None = None) -> None: ...
+    def fusion_spec(self) -> dict[str, Any] | None: ...
     def upsert(self, items: Sequence[ItemVector]) -> None: ...
     def get(self, ids: Sequence[str]) -> dict[str, ItemVector]: ...
     def search(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]: ...
@@ -45,18 +53,32 @@ class VectorIndex(Protocol):
     def close(self) -> None: ...
 
 
+def _check_fusion(collection: str, have: Mapping[str, Any] | None, want: Mapping[str, Any] | None) -> None:
+    if have and want and have.get("version") != want.get("version"):
+        raise VectorIndexError(
+            f"collection {collection!r} holds vectors fused as {have.get('version')}, this worker fuses as "
+            f"{want.get('version')}: build a new version with `fusionrec replay re-encode`"
+        )
+
+
 class MemoryVectorIndex:
-    """Brute-force cosine search over a dict; same behaviour as Milvus for the agents."""
+    """Brute-force inner-product search over a dict; same behaviour as Milvus for the agents."""
 
     def __init__(self) -> None:
         self._items: dict[str, ItemVector] = {}
         self._dim: int | None = None
+        self._fusion: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
-    def ensure_collection(self, dim: int) -> None:
+    def ensure_collection(self, dim: int, *, fusion: Mapping[str, Any] | None = None) -> None:
         if self._dim not in (None, dim):
             raise VectorIndexError(f"collection has dim {self._dim}, asked for {dim}")
+        _check_fusion("memory", self._fusion, fusion)
         self._dim = dim
+        self._fusion = self._fusion or (dict(fusion) if fusion else None)
+
+    def fusion_spec(self) -> dict[str, Any] | None:
+        return self._fusion
 
     def upsert(self, items: Sequence[ItemVector]) -> None:
         with self._lock:
@@ -78,10 +100,9 @@ class MemoryVectorIndex:
         if not live or limit <= 0:
             return [[] for _ in vectors]
         matrix = np.stack([it.vector for it in live])
-        matrix = matrix / np.where((n := np.linalg.norm(matrix, axis=1, keepdims=True)) > 0, n, 1.0)
         out = []
         for vector in vectors:
-            scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
+            scores = matrix @ np.asarray(vector, dtype=np.float32)
             order = np.argsort(-scores, kind="stable")[:limit]
             out.append([(live[i].id, float(scores[i])) for i in order])
         return out
@@ -124,28 +145,46 @@ class MilvusVectorIndex:
         self._loaded = True
         return True
 
-    def ensure_collection(self, dim: int) -> None:
+    def exists(self) -> bool:
+        return bool(self._call("has_collection", self._client.has_collection, self.collection))
+
+    def ensure_collection(self, dim: int, *, fusion: Mapping[str, Any] | None = None) -> None:
         """Make ``collection`` usable. On first use it is created as the alias of a versioned
         collection (``<name>__v1``), so a re-encode can build ``__v2`` beside it and swap."""
-        if self._call("has_collection", self._client.has_collection, self.collection):
-            fields = self._call("describe", self._client.describe_collection, self.collection)["fields"]
-            have = next(f["params"]["dim"] for f in fields if f["name"] == "vector")
+        if self.exists():
+            description = self._call("describe", self._client.describe_collection, self.collection)
+            fields = {f["name"]: f for f in description["fields"]}
+            if "fusion_version" not in fields:
+                raise VectorIndexError(
+                    f"collection {self.collection!r} predates fused vectors: build a new version with "
+                    "`fusionrec replay re-encode`"
+                )
+            have = fields["vector"]["params"]["dim"]
             if int(have) != dim:
-                raise VectorIndexError(f"collection {self.collection!r} has dim {have}, encoder gives {dim}")
+                raise VectorIndexError(f"collection {self.collection!r} has dim {have}, the encoders give {dim}")
+            _check_fusion(self.collection, self.fusion_spec(), fusion)
             self._ready()
             return
         physical = f"{self.collection}__v1"
-        self._create(physical, dim)
+        self._create(physical, dim, fusion)
         self._call("create_alias", self._client.create_alias, physical, self.collection)
         self._ready()
 
-    def _create(self, name: str, dim: int) -> None:
+    def fusion_spec(self) -> dict[str, Any] | None:
+        """How the serving collection's vectors were fused (a collection property), or None."""
+        if not self.exists():
+            return None
+        props = self._call("describe", self._client.describe_collection, self.collection).get("properties") or {}
+        return json.loads(props["fusionrec.fusion"]) if "fusionrec.fusion" in props else None
+
+    def _create(self, name: str, dim: int, fusion: Mapping[str, Any] | None) -> None:
         from pymilvus import DataType
 
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("encoder_version", DataType.VARCHAR, max_length=256)
+        schema.add_field("encoder_version", DataType.VARCHAR, max_length=2048)
+        schema.add_field("fusion_version", DataType.VARCHAR, max_length=256)
         schema.add_field("category", DataType.VARCHAR, max_length=256)
         schema.add_field("available", DataType.BOOL)
         schema.add_field("updated_at_ms", DataType.INT64)
@@ -153,14 +192,18 @@ class MilvusVectorIndex:
         index = self._client.prepare_index_params()
         # Nested params: milvus-lite ignores the flat form (PLATFORM.md).
         index.add_index(
-            field_name="vector", index_type="HNSW", metric_type="COSINE",
+            field_name="vector", index_type="HNSW", metric_type="IP",
             params={"params": {"M": 16, "efConstruction": 200}},
         )
         self._call(
             "create_collection", self._client.create_collection,
             name, schema=schema, index_params=index, consistency_level="Session",
         )
-        logger.info("created Milvus collection %s (dim %d)", name, dim)
+        if fusion:
+            # Properties, not the description: milvus-lite drops collection descriptions.
+            self._call("set fusion", self._client.alter_collection_properties, name,
+                       properties={"fusionrec.fusion": json.dumps(dict(fusion))})
+        logger.info("created Milvus collection %s (dim %d, fusion %s)", name, dim, (fusion or {}).get("version"))
 
     def serving(self) -> str:
         """The versioned collection the alias points at now."""
@@ -172,12 +215,12 @@ class MilvusVectorIndex:
         names = [n for n in self._call("list", self._client.list_collections) if n.startswith(prefix)]
         return sorted(names, key=lambda n: int(n.removeprefix(prefix)))
 
-    def new_version(self, dim: int) -> MilvusVectorIndex:
+    def new_version(self, dim: int, *, fusion: Mapping[str, Any] | None = None) -> MilvusVectorIndex:
         """Create the next versioned collection (not serving yet) and return an index writing to it."""
         versions = self.versions()
         n = int(versions[-1].rsplit("__v", 1)[1]) + 1 if versions else 1
         name = f"{self.collection}__v{n}"
-        self._create(name, dim)
+        self._create(name, dim, fusion)
         fresh = MilvusVectorIndex.__new__(MilvusVectorIndex)
         fresh._error, fresh.collection, fresh._client, fresh._loaded = self._error, name, self._client, False
         fresh._ready()
@@ -202,6 +245,7 @@ class MilvusVectorIndex:
                 "id": it.id,
                 "vector": it.vector.astype(np.float32).tolist(),
                 "encoder_version": it.encoder_version,
+                "fusion_version": it.fusion_version,
                 "category": it.category,
                 "available": it.available,
                 "updated_at_ms": it.updated_at_ms,
@@ -220,6 +264,7 @@ class MilvusVectorIndex:
                 id=r["id"],
                 vector=np.asarray(r["vector"], dtype=np.float32),
                 encoder_version=r["encoder_version"],
+                fusion_version=r.get("fusion_version", ""),
                 category=r["category"],
                 available=r["available"],
                 updated_at_ms=r["updated_at_ms"],
@@ -239,7 +284,7 @@ class MilvusVectorIndex:
             "search", self._client.search, self.collection,
             data=[np.asarray(v, dtype=np.float32).tolist() for v in vectors], limit=limit,
             filter="available == true", output_fields=["id"],
-            search_params={"metric_type": "COSINE", "params": {"ef": max(64, limit)}},
+            search_params={"metric_type": "IP", "params": {"ef": max(64, limit)}},
         )
         return [[(h["id"], float(h["distance"])) for h in per_query] for per_query in hits]
 

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,9 +227,11 @@ class ReencodeReport:
     caught_up: int
 
 
-def reencode(settings: Settings, *, encoder: Any, fetcher: Any, batch_size: int | None = None) -> ReencodeReport:
-    """Encode every item on the items topic into a new collection version with the current encoder,
-    then switch the serving alias to it in one step; serving never sees a half-built index.
+def reencode(
+    settings: Settings, *, encoders: Mapping[str, Any], fetcher: Any, batch_size: int | None = None
+) -> ReencodeReport:
+    """Encode every item on the items topic into a new collection version with the current encoders
+    and fusion, then switch the serving alias to it in one step; serving never sees a half-built index.
 
     Restartable: an earlier run's unfinished version (newer than the serving one) is dropped
     first. Items published while this runs are caught up after the switch. The old version is
@@ -242,15 +244,17 @@ def reencode(settings: Settings, *, encoder: Any, fetcher: Any, batch_size: int 
 
     alias = MilvusVectorIndex(settings.require_milvus_uri(), settings.collection,
                               token=settings.milvus_token.get_secret_value())
-    alias.ensure_collection(encoder.dim)
+    fusion = settings.make_fusion(encoders)
+    if not alias.exists():
+        alias.ensure_collection(fusion.dim, fusion=fusion.spec())
     previous = alias.serving()
     versions = alias.versions()
     for leftover in versions[versions.index(previous) + 1:]:
         logger.info("dropping %s, left by an interrupted re-encode", leftover)
         alias.drop_version(leftover)
-    target = alias.new_version(encoder.dim)
-    processor = ItemEncoder(encoder, target, fetcher, max_event_bytes=settings.max_event_bytes,
-                            vector_dims=settings.vector_dims, fetch_threads=settings.media_fetch_threads)
+    target = alias.new_version(fusion.dim, fusion=fusion.spec())
+    processor = ItemEncoder(encoders, fusion, target, fetcher, max_event_bytes=settings.max_event_bytes,
+                            limits=settings.media_limits(), threads=settings.media_fetch_threads)
     size = batch_size or settings.encode_batch_size
     last: dict[int, int] = {}
 

@@ -13,6 +13,11 @@ from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.schemas import InteractionType
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from fusionrec.encoders import Encoder, Fusion
+    from fusionrec.encoders.media import MediaLimits
+
     from .media import MediaPolicy
 
 
@@ -78,10 +83,42 @@ class Settings(BaseSettings):
         "read only the changelog tail) or `memory://` (rebuilt from the changelog on every start).",
     )
 
+    modalities: list[Literal["text", "image", "audio", "video"]] = Field(
+        default_factory=lambda: ["text", "image", "audio", "video"],
+        description="FUSIONREC_MODALITIES: JSON list of the modalities the encoder worker encodes; media of "
+        "others is still checked but not encoded. Ready-made vectors (FUSIONREC_VECTOR_DIMS) are always fused.",
+    )
     text_model: str = Field(
         default="all-MiniLM-L6-v2",
-        description="FUSIONREC_TEXT_MODEL: sentence-transformers directory, a name under model_dir, or `hashing`.",
+        description="FUSIONREC_TEXT_MODEL: sentence-transformers directory, a name under model_dir, "
+        "`open_clip:<arch>:<checkpoint>` or `hashing`.",
     )
+    image_model: str = Field(
+        default="efficientnet-lite0",
+        description="FUSIONREC_IMAGE_MODEL: `efficientnet-lite0` (weights ship with the package), a torchvision "
+        "architecture with weights at <model_dir>/<arch>.pth or `<arch>:<path>`, or `open_clip:<arch>:<checkpoint>`.",
+    )
+    audio_model: str = Field(
+        default="librosa",
+        description="FUSIONREC_AUDIO_MODEL: `librosa` (pooled log-mel/MFCC features) or a exported audio "
+        "encoder file (16 kHz waveforms in, one vector per clip out).",
+    )
+    fusion: Literal["early", "late", "learned"] = Field(
+        default="early",
+        description="FUSIONREC_FUSION: `early` (weighted concatenation), `late` (weighted sum of per-modality "
+        "similarities at query time) or `learned` (trained projections, FUSIONREC_FUSION_MODEL).",
+    )
+    fusion_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description='FUSIONREC_FUSION_WEIGHTS: JSON modality -> weight for early/late fusion, e.g. {"audio": 0.5}; '
+        "unset ones weigh 1.",
+    )
+    fusion_model: Path | None = Field(
+        default=None, description="FUSIONREC_FUSION_MODEL: a learned fusion artefact (.npz from `fusionrec fusion train`)."
+    )
+    video_frames: int = Field(default=8, ge=1, le=64, description="FUSIONREC_VIDEO_FRAMES sampled per video.")
+    max_audio_s: float = Field(default=30.0, gt=0, description="FUSIONREC_MAX_AUDIO_S: seconds of a clip encoded.")
+    max_video_s: float = Field(default=60.0, gt=0, description="FUSIONREC_MAX_VIDEO_S: seconds of a video sampled.")
     model_dir: Path | None = Field(default=None, description="FUSIONREC_MODEL_DIR: local directory holding models.")
     device: str = Field(default="auto", description="FUSIONREC_DEVICE: `auto`, `cpu`, `cuda`, `cuda:1`...")
     torch_threads: int | None = Field(default=None, ge=1, description="FUSIONREC_TORCH_THREADS: CPU threads for models.")
@@ -184,6 +221,26 @@ class Settings(BaseSettings):
                 MediaKind.VIDEO: self.max_video_bytes,
             },
         )
+
+    def media_limits(self) -> MediaLimits:
+        from fusionrec.encoders.media import MediaLimits
+
+        return MediaLimits(max_audio_s=self.max_audio_s, max_video_s=self.max_video_s, video_frames=self.video_frames)
+
+    def load_encoders(self) -> dict[str, Encoder]:
+        """The configured encoders (models load here: only encoder workers and tools call this)."""
+        from fusionrec.encoders import load_encoders
+
+        return load_encoders(
+            self.modalities, text_model=self.text_model, image_model=self.image_model, audio_model=self.audio_model,
+            vector_dims=self.vector_dims, model_dir=self.model_dir, device=self.device,
+            batch_size=self.encode_batch_size, threads=self.torch_threads,
+        )
+
+    def make_fusion(self, encoders: Mapping[str, Encoder]) -> Fusion:
+        from fusionrec.encoders import make_fusion
+
+        return make_fusion(self.fusion, encoders, weights=self.fusion_weights, model=self.fusion_model)
 
     def app_id(self, role: str) -> str:
         """The Faust app id (= consumer group, prefix of its table topics) of ``role``."""

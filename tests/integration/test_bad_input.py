@@ -18,7 +18,7 @@ from fusionrec.schemas import Interaction, Item
 from fusionrec.streams import kafka_config
 from fusionrec.streams.deadletters import read_dead_letters, replay
 
-from .media import mp4, png, wav
+from tests.media import mp4, png, wav
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 
 from fusionrec.encoders import load_text_encoder
 from fusionrec.streams import open_index
-from tests.unit.test_contract_encoders import check_text_encoder_contract
+from tests.unit.test_contract_encoders import ODD_TEXTS, TEXTS, check_encoder_contract
 from tests.unit.test_contract_index import check_vector_index_contract
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ def minilm():
 
 def test_minilm_meets_the_encoder_contract(minilm):
     assert minilm.dim == 384
-    check_text_encoder_contract(minilm)
+    check_encoder_contract(minilm, TEXTS, ODD_TEXTS, atol=1e-3)
 
 
 def test_minilm_puts_similar_texts_closer(minilm):

@@ -9,7 +9,7 @@ import numpy as np
 
 from fusionrec.agents import encode_items, recommend
 from fusionrec.agents.profile import ProfileModel, ProfileState
-from fusionrec.encoders import HashingTextEncoder
+from fusionrec.encoders import EarlyFusion, HashingTextEncoder, make_blocks
 from fusionrec.schemas import DeadLetter, ErrorCode, Interaction, Item, Recommendation
 from fusionrec.streams import MemorySink, MemoryVectorIndex
 from fusionrec.streams.index import ItemVector
@@ -129,7 +129,9 @@ def test_encode_items_agent_stores_vectors_and_dead_letters_bad_items():
     app = make_app()
     index = MemoryVectorIndex()
     sink = MemorySink()
-    processor = encode_items.ItemEncoder(HashingTextEncoder(64), index, MemoryMediaFetcher(), max_event_bytes=10_000)
+    encoders = {"text": HashingTextEncoder(64)}
+    processor = encode_items.ItemEncoder(encoders, EarlyFusion(make_blocks(encoders)), index, MemoryMediaFetcher(),
+                                         max_event_bytes=10_000)
     agent = encode_items.register(app, topic=app.channel(), processor=processor, sink=sink, dead_letters=DLQ,
                                   batch_size=8, batch_wait_s=0.05)
 
@@ -146,5 +148,6 @@ def test_encode_items_agent_stores_vectors_and_dead_letters_bad_items():
     assert index.count() == 2
     stored = index.get(["a", "b"])
     assert stored["a"].available is False  # the newer version of "a" won
-    assert stored["a"].encoder_version == "hashing-bow-64@1" and stored["a"].vector.dtype == np.float32
+    assert stored["a"].encoder_version == "text=hashing-bow-64@1" and stored["a"].vector.dtype == np.float32
+    assert stored["a"].fusion_version == "early-v1(text=1)"
     assert sorted(e.error_code for _, e in sink.sent[DLQ]) == [ErrorCode.INVALID_EVENT, ErrorCode.NOTHING_TO_ENCODE]

@@ -11,7 +11,7 @@ def settings(tmp_path, **kw) -> Settings:
 
 def test_encoder_role_has_only_the_encoding_agent(tmp_path):
     index = MemoryVectorIndex()
-    app = create_app(settings(tmp_path), "encoder", index=index, encoder=HashingTextEncoder(32), sink=MemorySink(),
+    app = create_app(settings(tmp_path), "encoder", index=index, encoders={"text": HashingTextEncoder(32)}, sink=MemorySink(),
                      media=MemoryMediaFetcher())
     assert app.conf.id == "fusionrec-encoder"
     assert [a.name.rsplit(".", 1)[-1] for a in app.agents.values()] == ["encode_items"]

@@ -4,11 +4,11 @@ import doctest
 
 import pytest
 
-from fusionrec.agents import emission, profile, ranking, recommend, stats
-from fusionrec.encoders import base, hashing
+from fusionrec.agents import emission, encode_items, profile, ranking, recommend, stats
+from fusionrec.encoders import base, fusion, hashing, media
 
 
-@pytest.mark.parametrize("module", [profile, ranking, recommend, stats, emission, base, hashing], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [profile, ranking, recommend, stats, emission, encode_items, base, hashing, fusion, media], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

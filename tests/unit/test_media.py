@@ -1,14 +1,13 @@
 """The media policy and the decode checks, on local files and made-up host names (no network)."""
 
-import io
 
-import numpy as np
 import pytest
 
 from fusionrec.agents.encode_items import check_vectors
-from fusionrec.encoders.media import check_media
+from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
+from tests.media import mp4, png, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -95,28 +94,22 @@ def test_memory_fetcher_twin():
     assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="mem://b"))) is ErrorCode.MEDIA_FETCH_FAILED
 
 
-def png() -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 6), (1, 2, 3)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def wav() -> bytes:
-    import soundfile
-
-    buf = io.BytesIO()
-    soundfile.write(buf, np.zeros(800, dtype=np.float32), 8000, format="WAV")
-    return buf.getvalue()
-
-
-def test_decode_checks_accept_real_media_and_refuse_corrupt_bytes():
-    assert check_media(K.IMAGE, png()).detail == "8x6 RGB"
-    assert check_media(K.AUDIO, wav()).detail.startswith("8000 Hz x 1")
+def test_decoders_accept_real_media_and_refuse_corrupt_bytes():
+    assert decode_media(K.IMAGE, png()).size == (32, 24)
+    clip = decode_media(K.AUDIO, wav(seconds=0.5, rate=8000))
+    assert clip.sample_rate == 16_000 and abs(clip.seconds - 0.5) < 0.01  # resampled, mono
+    video = decode_media(K.VIDEO, mp4(frames=10, audio=True), MediaLimits(video_frames=4))
+    assert len(video.frames) == 4 and video.audio is not None and video.audio.seconds > 1.0
+    assert [f.getpixel((0, 0))[0] for f in video.frames] == sorted(f.getpixel((0, 0))[0] for f in video.frames)
+    assert decode_media(K.VIDEO, mp4(frames=4)).audio is None
     for kind, data in [(K.IMAGE, png()[:30]), (K.IMAGE, wav()), (K.AUDIO, wav()[:20]), (K.AUDIO, png()),
-                       (K.VIDEO, b"\x00\x00\x00\x18ftypmp42 garbage")]:
-        assert code_of(lambda k=kind, d=data: check_media(k, d)) is ErrorCode.MEDIA_UNDECODABLE
+                       (K.VIDEO, b"\x00\x00\x00\x18ftypmp42 garbage"), (K.VIDEO, wav())]:
+        assert code_of(lambda k=kind, d=data: decode_media(k, d)) is ErrorCode.MEDIA_UNDECODABLE
+
+
+def test_audio_limits_bound_the_decoded_length():
+    clip = decode_media(K.AUDIO, wav(seconds=3.0, rate=22050), MediaLimits(max_audio_s=1.0))
+    assert abs(clip.seconds - 1.0) < 0.01
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ EXPECTED = {
         "RecommendedItem", "StreamError", "VectorIndexError", "decode",
     },
     "fusionrec.encoders": {
-        "DEFAULT_TEXT_MODEL", "HashingTextEncoder", "TextEncoder", "l2_normalize", "load_text_encoder",
-        "resolve_text_model_dir",
+        "DEFAULT_TEXT_MODEL", "MODALITIES", "Block", "EarlyFusion", "Encoder", "Fusion", "HashingTextEncoder",
+        "LateFusion", "LearnedFusion", "TextEncoder", "VectorPassThrough", "encode_raw", "l2_normalize",
+        "load_encoders", "load_text_encoder", "make_blocks", "make_fusion", "query_transform", "resolve_text_model_dir",
     },
     "fusionrec.agents": {
         "DEFAULT_EVENT_WEIGHTS", "Candidate", "Catalogue", "Decision", "EmissionConfig", "EmissionPolicy", "Filters",

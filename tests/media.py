@@ -1,0 +1,98 @@
+"""Real media for tests: made on the fly, or small fixtures under tests/fixtures (see its README)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav(seconds: float = 0.5, rate: int = 8000, freq: float = 440.0) -> bytes:
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    soundfile.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, format="WAV")
+    return buf.getvalue()
+
+
+def noise_wav(seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> bytes:
+    import soundfile
+
+    samples = np.random.default_rng(seed).normal(0, 0.2, int(seconds * rate)).astype(np.float32)
+    buf = io.BytesIO()
+    soundfile.write(buf, samples, rate, format="WAV")
+    return buf.getvalue()
+
+
+def speech(name: str = "speech-en-1") -> bytes:
+    return (FIXTURES / f"{name}.flac").read_bytes()
+
+
+def photo() -> bytes:
+    """A real photograph that ships with matplotlib (a dependency): Grace Hopper, 512 x 600 JPEG."""
+    import matplotlib
+
+    return (Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").read_bytes()
+
+
+def other_photo() -> bytes:
+    """An unrelated real picture from the same place: a wrapped present."""
+    import matplotlib
+
+    return (Path(matplotlib.get_data_path()) / "sample_data" / "Minduka_Present_Blue_Pack.png").read_bytes()
+
+
+def crop(data: bytes, box: tuple[float, float, float, float], fmt: str = "JPEG") -> bytes:
+    """The part of an image inside ``box`` (fractions of width and height)."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    buf = io.BytesIO()
+    img.crop((int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h))).save(buf, fmt)
+    return buf.getvalue()
+
+
+def mp4(frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None) -> bytes:
+    """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a tone track if ``audio``."""
+    import av
+    from PIL import Image
+
+    w, h = size
+    base = Image.open(io.BytesIO(image)).convert("RGB").resize((w + frames, h)) if image else None
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        for i in range(frames):
+            pixels = np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            t = np.arange(int(frames / 8 * 16000)) / 16000
+            tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None, :]
+            for start in range(0, tone.shape[1], 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp",
+                                                layout="mono")
+                af.sample_rate = 16000
+                for packet in sound.encode(af):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return buf.getvalue()
