@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -114,19 +115,38 @@ class MemoryVectorIndex:
         pass
 
 
+# pymilvus pings every 10 s even on an idle connection; gRPC servers with default settings
+# (milvus-lite among them) answer a few such pings with GOAWAY "too_many_pings", and a client
+# made on that connection then fails to connect. Ping only during calls, and rarely.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 120_000, "grpc.keepalive_permit_without_calls": 0}
+CONNECT_ATTEMPTS = 3
+
+
+def milvus_client(uri: str, token: str = "") -> Any:
+    """A ``MilvusClient`` with calm keepalives; a refused first connect is retried twice."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)
+        except MilvusException as exc:
+            if attempt == CONNECT_ATTEMPTS:
+                raise VectorIndexError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+            logger.warning("connecting to Milvus at %s failed (%s); retrying", uri, exc)
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
 class MilvusVectorIndex:
     """pymilvus ``MilvusClient`` over milvus-lite, the embedded server or a real Milvus."""
 
     def __init__(self, uri: str, collection: str, *, token: str = "") -> None:
-        from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
         self._error = MilvusException
         self.collection = collection
-        try:
-            self._client = MilvusClient(uri=uri, token=token)
-        except MilvusException as exc:
-            raise VectorIndexError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+        self._client = milvus_client(uri, token)
         self._loaded = False
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -70,16 +70,14 @@ def collect(settings: Settings, *, interval_s: float = 2.0) -> StatusReport:
 
 
 def _collections(settings: Settings) -> list[CollectionInfo]:
-    from pymilvus import MilvusClient
-
-    from .index import MilvusVectorIndex
+    from .index import MilvusVectorIndex, milvus_client
 
     uri = settings.require_milvus_uri()
     alias = MilvusVectorIndex(uri, settings.collection, token=settings.milvus_token.get_secret_value())
     if not alias.versions():
         return []
     serving = alias.serving()
-    client = MilvusClient(uri=uri, token=settings.milvus_token.get_secret_value())
+    client = milvus_client(uri, settings.milvus_token.get_secret_value())
     out = []
     for name in alias.versions():
         client.load_collection(name)
