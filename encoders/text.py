@@ -77,8 +77,7 @@ class ClipTextEncoder:
         self._model, self._tokenizer = load_clip(arch, checkpoint)
         self.device = resolve_device(device)
         self._model = self._model.to(self.device)
-        self._half = self.device.startswith("cuda")
-        if self._half:
+        if self.device.startswith("cuda"):
             self._model = self._model.half()
         self.batch_size = batch_size
         with torch.inference_mode():

@@ -29,7 +29,7 @@ app.add_typer(topics_app, name="topics")
 replay_app = typer.Typer(help="Backfill: re-encode items, rebuild profiles, export and import topic ranges.",
                          no_args_is_help=True)
 app.add_typer(replay_app, name="replay")
-fusion_app = typer.Typer(help="Train and inspect learned fusions.", no_args_is_help=True)
+fusion_app = typer.Typer(help="Train a learned fusion.", no_args_is_help=True)
 app.add_typer(fusion_app, name="fusion")
 console = Console(stderr=True)
 
