@@ -130,17 +130,25 @@ def rank(
     pool.sort(key=lambda t: (-t[1], t[0]))
     if not weights.diversity or not vectors:
         return [Ranked(i, round(s, 6), r) for i, s, r in pool[:k]]
-    units = {i: v / (np.linalg.norm(v) or 1.0) for i, v in vectors.items()}
-    picked: list[tuple[str, float, str]] = []
+    # Cosines among the whole pool at once; ``closest[c]`` is c's highest cosine to anything picked.
+    has = np.array([t[0] in vectors for t in pool])
+    zero = np.zeros(len(next(iter(vectors.values()))))
+    units = np.array([vectors.get(t[0], zero) for t in pool], dtype=np.float64).reshape(len(pool), len(zero))
+    norms = np.linalg.norm(units, axis=1, keepdims=True)
+    units = np.divide(units, norms, out=np.zeros_like(units), where=norms > 0)
+    sims = units @ units.T
+    scores = np.array([t[1] for t in pool])
+    closest = np.full(len(pool), -np.inf)
+    free = np.ones(len(pool), dtype=bool)
     lam = 1.0 - weights.diversity
-    while pool and len(picked) < k:
-        def mmr(t: tuple[str, float, str]) -> float:
-            v = units.get(t[0])
-            if v is None or not picked:
-                return lam * t[1]
-            sim = max((float(v @ units[p[0]]) for p in picked if p[0] in units), default=0.0)
-            return lam * t[1] - weights.diversity * sim
-        best = max(pool, key=mmr)
-        pool.remove(best)
-        picked.append(best)
+    picked: list[tuple[str, float, str]] = []
+    while free.any() and len(picked) < k:
+        # Candidates without a vector, or before any picked item has one, count as dissimilar (0).
+        penalty = np.where(has & np.isfinite(closest), closest, 0.0)
+        mmr = np.where(free, lam * scores - weights.diversity * penalty, -np.inf)
+        best = int(np.argmax(mmr))  # the first of equals: the pool is sorted by score, then id
+        free[best] = False
+        picked.append(pool[best])
+        if has[best]:
+            closest = np.maximum(closest, sims[:, best])
     return [Ranked(i, round(s, 6), r) for i, s, r in picked]

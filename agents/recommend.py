@@ -20,6 +20,7 @@ from fusionrec.schemas import (
     ErrorCode,
     EventError,
     Interaction,
+    Item,
     Recommendation,
     RecommendedItem,
     decode,
@@ -31,7 +32,7 @@ from .emission import Decision, EmissionConfig, EmissionPolicy
 from .profile import ProfileModel, ProfileState
 from .ranking import Candidate, Filters, RankWeights, overfetch, rank
 from .routing import dead_letter, internal_error, retry_unavailable
-from .stats import Catalogue, ItemStats
+from .stats import Catalogue, ItemInfo, ItemStats
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,17 @@ class Views:
         self.catalogue = catalogue or Catalogue()
         self.stats = stats or ItemStats()
         self.lock = threading.Lock()
+
+    def learn_item(self, item: Item) -> None:
+        info = ItemInfo(item.title, item.category or "", item.available,
+                        item.updated_at.timestamp() if item.updated_at else 0.0)
+        with self.lock:
+            self.catalogue.learn_one(item.id, info, version=item.version)
+
+    def learn_interaction(self, event_id: str, user_id: str, item_id: str, weight: float, timestamp: float) -> None:
+        with self.lock:
+            info = self.catalogue.get(item_id)
+            self.stats.learn_one(event_id, user_id, item_id, weight, timestamp, info.category if info else "")
 
 
 class Recommender:
@@ -169,7 +181,8 @@ class Recommender:
             last = self._title(state.recent[-1]) if state.recent else ""
             for (name, _, weight), hits in zip(queries, results, strict=True):
                 reason = f"similar to {last}" if name == "short" and last else "similar to items you liked"
-                for item_id, score in hits:
+                # Over-fetched so that per_source unseen hits remain; the seen ones are dropped here.
+                for item_id, score in [h for h in hits if h[0] not in seen][: self.per_source]:
                     cand(item_id).add("content", weight * score, reason)
             for item_id, score, via in self.views.stats.neighbours(state.recent[-5:], self.per_source):
                 cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
@@ -184,8 +197,9 @@ class Recommender:
             for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
                 candidates[item_id].popularity = max(candidates[item_id].popularity, score)
             catalogue = self.views.catalogue
-            pool = sorted(candidates, key=lambda i: -max(candidates[i].content, candidates[i].cooccurrence,
-                                                         candidates[i].popularity))[: 4 * k + len(seen)]
+            pool = sorted((i for i in candidates if i not in seen),
+                          key=lambda i: -max(candidates[i].content, candidates[i].cooccurrence,
+                                             candidates[i].popularity))[: 4 * k]
         vectors = {i: v.vector for i, v in self.vectors(pool).items()} if self.weights.diversity else None
         with self.views.lock:
             ranked = rank(

@@ -8,6 +8,7 @@ a file. Both call this module.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
@@ -72,6 +73,7 @@ class DecayedCounter:
         self.ref_time: float | None = None
         self._base = 0.0
         self._raw: dict[str, float] = defaultdict(float)
+        self._peak = 0.0  # the largest raw value: amounts are positive, so it only moves up (or rescales)
 
     def _scale(self, t: float) -> float:
         return math.pow(2.0, (t - self._base) / self.half_life_s)
@@ -85,18 +87,24 @@ class DecayedCounter:
             factor = math.pow(2.0, -(self.ref_time - self._base) / self.half_life_s)
             for k in self._raw:
                 self._raw[k] *= factor
+            self._peak *= factor
             self._base = self.ref_time
         self._raw[key] += amount * self._scale(now)
+        self._peak = max(self._peak, self._raw[key])
 
     def get(self, key: str) -> float:
         return 0.0 if self.ref_time is None else self._raw.get(key, 0.0) / self._scale(self.ref_time)
+
+    def peak(self) -> float:
+        """The largest count (that of ``top(1)``), in O(1)."""
+        return 0.0 if self.ref_time is None else self._peak / self._scale(self.ref_time)
 
     def top(self, k: int) -> list[tuple[str, float]]:
         if self.ref_time is None:
             return []
         scale = self._scale(self.ref_time)
-        best = sorted(((key, v / scale) for key, v in self._raw.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
-        return best[:k]
+        best = heapq.nsmallest(k, ((key, v) for key, v in self._raw.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+        return [(key, v / scale) for key, v in best]
 
 
 class ItemStats:
@@ -194,6 +202,5 @@ class ItemStats:
 
     def popularity_of(self, items: Iterable[str]) -> dict[str, float]:
         """Each item's popularity scaled by the most popular item's (0..1)."""
-        top = self.popularity.top(1)
-        best = top[0][1] if top else 0.0
+        best = self.popularity.peak()
         return {i: (self.popularity.get(i) / best if best else 0.0) for i in items}

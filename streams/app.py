@@ -12,12 +12,10 @@ import faust
 
 from fusionrec.agents import encode_items, recommend
 from fusionrec.agents.emission import EmissionConfig, EmissionPolicy
-from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel
-from fusionrec.agents.ranking import Filters, RankWeights
-from fusionrec.agents.recommend import Views
 from fusionrec.encoders import Encoder
 
 from . import tansu
+from .engine import build_recommender
 from .index import VectorIndex, open_index
 from .media import MediaFetcher, PolicyMediaFetcher
 from .settings import Settings
@@ -113,22 +111,8 @@ def create_app(
             key_type=bytes,  # bytes in and out ("raw" codec); the agent owns the encoding
             value_type=bytes,
         )
-        profile = ProfileConfig(
-            half_life_s=settings.profile_half_life_s, weights={**DEFAULT_EVENT_WEIGHTS, **settings.event_weights},
-            short_term_alpha=settings.short_term_alpha, max_interests=settings.max_interests,
-        )
-        views = Views()
-        processor = recommend.Recommender(
-            index, ProfileModel(profile), views=views, top_k=settings.top_k, max_candidates=settings.max_candidates,
-            max_event_bytes=settings.max_event_bytes, max_queries=settings.max_queries,
-            weights=RankWeights(
-                content=settings.weight_content, cooccurrence=settings.weight_cooccurrence,
-                popularity=settings.weight_popularity, freshness=settings.weight_freshness,
-                diversity=settings.diversity,
-            ),
-            filters=Filters(frozenset(settings.include_categories), frozenset(settings.exclude_categories)),
-        )
-        feeder = ViewFeeder(settings, views, profile)
+        processor = build_recommender(settings, index)
+        feeder = ViewFeeder(settings, processor.views, processor.model.config)
 
         @app.task
         async def feed_views() -> None:

@@ -9,16 +9,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fusionrec.agents.encode_items import ItemEncoder
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.encoders import EarlyFusion, make_blocks
-from fusionrec.encoders.base import batches
 from fusionrec.encoders.fusion import co_consumption_pairs, pair_hit_rate, train_learned_fusion
 from fusionrec.schemas import ConfigError
 
+from .catalogue import encode_catalogue
 from .files import read_rows, validate_rows
-from .index import MemoryVectorIndex
-from .media import PolicyMediaFetcher
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,19 +44,10 @@ def train_from_files(
     events, bad_events = validate_rows("interactions", read_rows(interactions_path))
     for line, reason in [*bad_items, *bad_events][:20]:
         logger.warning("skipped line %d: %s", line, reason)
-    encoders = settings.load_encoders()
-    blocks = make_blocks(encoders, settings.fusion_weights)
+    encoded = encode_catalogue(settings, [it for _, it in items])
+    blocks = make_blocks(encoded.encoders, settings.fusion_weights)
     early = EarlyFusion(blocks)
-    processor = ItemEncoder(encoders, early, MemoryVectorIndex(), PolicyMediaFetcher(settings.media_policy()),
-                            max_event_bytes=settings.max_event_bytes, limits=settings.media_limits(),
-                            threads=settings.media_fetch_threads)
-    parts: dict = {}
-    refused = 0
-    for group in tqdm(batches([it for _, it in items], settings.encode_batch_size), desc="encode items", unit="batch"):
-        prepared, failed = processor.prepare(group)
-        vectors, encode_failed = processor.vectors(prepared)
-        parts.update(vectors)
-        refused += len(failed) + len(encode_failed)
+    parts, refused = encoded.parts, len(encoded.refused)
     weights = {**DEFAULT_EVENT_WEIGHTS, **settings.event_weights}
     pairs = co_consumption_pairs(
         ((e.user_id, e.item_id, e.timestamp.timestamp()) for _, e in events if weights.get(e.type, 0) > 0),

@@ -70,6 +70,7 @@ class MemoryVectorIndex:
         self._dim: int | None = None
         self._fusion: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._matrix: tuple[list[str], np.ndarray] | None = None  # live ids and their rows, until the next upsert
 
     def ensure_collection(self, dim: int, *, fusion: Mapping[str, Any] | None = None) -> None:
         if self._dim not in (None, dim):
@@ -87,6 +88,7 @@ class MemoryVectorIndex:
                 if self._dim is None or it.vector.shape != (self._dim,):
                     raise VectorIndexError(f"vector of {it.id!r} does not match dim {self._dim}")
                 self._items[it.id] = it
+            self._matrix = None
 
     def get(self, ids: Sequence[str]) -> dict[str, ItemVector]:
         with self._lock:
@@ -97,15 +99,17 @@ class MemoryVectorIndex:
 
     def search_many(self, vectors: Sequence[np.ndarray], limit: int) -> list[list[tuple[str, float]]]:
         with self._lock:
-            live = [it for it in self._items.values() if it.available]
-        if not live or limit <= 0:
+            if self._matrix is None:
+                live = [it for it in self._items.values() if it.available]
+                self._matrix = ([it.id for it in live], np.stack([it.vector for it in live]) if live else np.zeros(0))
+            ids, matrix = self._matrix
+        if not ids or limit <= 0:
             return [[] for _ in vectors]
-        matrix = np.stack([it.vector for it in live])
         out = []
         for vector in vectors:
             scores = matrix @ np.asarray(vector, dtype=np.float32)
             order = np.argsort(-scores, kind="stable")[:limit]
-            out.append([(live[i].id, float(scores[i])) for i in order])
+            out.append([(ids[i], float(scores[i])) for i in order])
         return out
 
     def count(self) -> int:

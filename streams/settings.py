@@ -147,6 +147,21 @@ class Settings(BaseSettings):
         '(default {"view": 1, "click": 1, "play": 1, "like": 2, "add_to_cart": 2.5, "purchase": 3, '
         '"rating": 1, "skip": -0.5, "dislike": -2}).',
     )
+    rating_midpoint: float = Field(
+        default=3.0, description="FUSIONREC_RATING_MIDPOINT: a `rating` event weighs (value - midpoint) times the "
+        "rating weight, so ratings below it push a profile away; 0 makes every rating a positive signal.",
+    )
+    popularity_half_life_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="FUSIONREC_POPULARITY_HALF_LIFE_S: age at which an interaction counts "
+        "half in item popularity.",
+    )
+    trending_half_life_s: float = Field(
+        default=3_600.0, gt=0, description="FUSIONREC_TRENDING_HALF_LIFE_S: the same for `popular now` (trending).",
+    )
+    cooccurrence_window: int = Field(
+        default=20, ge=2, description="FUSIONREC_COOCCURRENCE_WINDOW: a user's last N items that count as chosen "
+        "together.",
+    )
     weight_content: float = Field(default=1.0, ge=0, description="FUSIONREC_WEIGHT_CONTENT: ranking weight of content similarity.")
     weight_cooccurrence: float = Field(
         default=0.6, ge=0, description="FUSIONREC_WEIGHT_COOCCURRENCE: ranking weight of co-occurrence."

@@ -15,7 +15,6 @@ import uuid
 
 from fusionrec.agents.profile import ProfileConfig
 from fusionrec.agents.recommend import Views
-from fusionrec.agents.stats import ItemInfo
 from fusionrec.schemas import EventError, Interaction, Item, decode
 
 from .client import kafka_config
@@ -67,17 +66,10 @@ class ViewFeeder:
         # Invalid events are the agents' to dead-letter; here they are simply not counted.
         try:
             if topic == self.settings.items_topic:
-                item = decode(Item, raw, max_bytes=self.settings.max_event_bytes)
-                info = ItemInfo(item.title, item.category or "", item.available,
-                                item.updated_at.timestamp() if item.updated_at else 0.0)
-                with self.views.lock:
-                    self.views.catalogue.learn_one(item.id, info, version=item.version)
+                self.views.learn_item(decode(Item, raw, max_bytes=self.settings.max_event_bytes))
             else:
                 ev = decode(Interaction, raw, max_bytes=self.settings.max_event_bytes)
-                weight = self.profile.event_weight(ev.type, ev.value)
-                with self.views.lock:
-                    info = self.views.catalogue.get(ev.item_id)
-                    self.views.stats.learn_one(ev.event_id, ev.user_id, ev.item_id, weight,
-                                               ev.timestamp.timestamp(), info.category if info else "")
+                self.views.learn_interaction(ev.event_id, ev.user_id, ev.item_id,
+                                             self.profile.event_weight(ev.type, ev.value), ev.timestamp.timestamp())
         except EventError:
             return

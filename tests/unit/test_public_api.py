@@ -26,6 +26,10 @@ EXPECTED = {
         "MilvusVectorIndex", "Publisher", "Received", "RecommendationConsumer", "Settings", "TopicSpec",
         "VectorIndex", "create_topics", "kafka_config", "open_index", "topic_specs",
     },
+    "fusionrec.streams.evaluation": {
+        "Dataset", "Estimate", "EvalConfig", "Evaluation", "Event", "Split", "evaluate", "global_split", "load_dataset",
+        "prequential", "temporal_split",
+    },
 }
 
 

@@ -1,0 +1,229 @@
+"""Turning an :class:`Evaluation` into numbers with intervals, goal checks, Markdown, JSON and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import KS, Estimate, estimate, metric_names, ratio_interval, user_bootstrap_weights
+from .protocols import SLICES, Outcome
+from .run import COLLABORATIVE, Evaluation
+
+HEADLINE = ("recall@20", "ndcg@20", "hit@20", "mrr")
+METRICS = metric_names(KS)
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    ratio: float
+    low: float
+    high: float
+    target: float
+    detail: str
+    met_when: bool | None = None  # a goal that is not a ratio threshold
+
+    @property
+    def met(self) -> bool:
+        return self.met_when if self.met_when is not None else self.ratio >= self.target
+
+    def line(self) -> str:
+        verdict = "met" if self.met else "NOT met"
+        goal = "interval above the baseline's" if self.met_when is not None else f"{self.target:.2f}x"
+        ratio = "no baseline hits" if math.isinf(self.ratio) else f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]"
+        return f"{self.text}: {ratio} (goal: {goal}): **{verdict}** ({self.detail})"
+
+
+class Summary:
+    """Every metric of every model, slice and protocol as an :class:`Estimate` (user bootstrap)."""
+
+    def __init__(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.estimates: dict[tuple[str, str, str, str], Estimate] = {}
+        self._boot: dict[tuple[str, str, str, str], np.ndarray] = {}
+        cfg = evaluation.config
+        for protocol, outcome in evaluation.outcomes.items():
+            weights = user_bootstrap_weights(len(outcome.users), resamples=cfg.resamples, seed=cfg.seed)
+            for name, tally in outcome.tallies.items():
+                for slice_ in SLICES:
+                    users, values, _ = tally.arrays(slice_)
+                    if not len(values):
+                        continue
+                    for col, metric in enumerate(METRICS):
+                        est, boot = estimate(values[:, col], users, weights)
+                        self.estimates[protocol, name, slice_, metric] = est
+                        self._boot[protocol, name, slice_, metric] = boot
+
+    def get(self, protocol: str, model: str, metric: str, slice_: str = "all") -> Estimate | None:
+        return self.estimates.get((protocol, model, slice_, metric))
+
+    def ratio(self, protocol: str, a: str, b: str, metric: str, slice_: str = "all") -> tuple[float, float, float]:
+        ea, eb = self.get(protocol, a, metric, slice_), self.get(protocol, b, metric, slice_)
+        if ea is None or eb is None or eb.mean == 0:
+            return (math.inf if ea and ea.mean > 0 else 0.0), 0.0, math.inf
+        lo, hi = ratio_interval(self._boot[protocol, a, slice_, metric], self._boot[protocol, b, slice_, metric])
+        return ea.mean / eb.mean, lo, hi
+
+    def best(self, protocol: str, candidates: list[str], metric: str, slice_: str = "all") -> str | None:
+        have = [(self.get(protocol, m, metric, slice_), m) for m in candidates]
+        have = [(e.mean, m) for e, m in have if e is not None]
+        return max(have)[1] if have else None
+
+    def goals(self) -> list[Goal]:
+        out: list[Goal] = []
+        models = {p: list(o.tallies) for p, o in self.evaluation.outcomes.items()}
+        for protocol in ("prequential", "global"):
+            if protocol not in models or "hybrid" not in models[protocol]:
+                continue
+            baselines = [m for m in models[protocol] if not m.startswith("hybrid")]
+            for metric in ("recall@20", "ndcg@20"):
+                best = self.best(protocol, baselines, metric)
+                if best:
+                    r, lo, hi = self.ratio(protocol, "hybrid", best, metric)
+                    out.append(Goal(f"{protocol}: hybrid vs best baseline, {metric}", r, lo, hi, 1.15,
+                                    f"hybrid {self.get(protocol, 'hybrid', metric)}, {best} {self.get(protocol, best, metric)}"))
+            collab = [m for m in baselines if m in COLLABORATIVE]
+            best = self.best(protocol, collab, "recall@20", "cold_items")
+            hybrid = self.get(protocol, "hybrid", "recall@20", "cold_items")
+            if best and hybrid:
+                other = self.get(protocol, best, "recall@20", "cold_items")
+                r, lo, hi = self.ratio(protocol, "hybrid", best, "recall@20", "cold_items")
+                # "Clearly above": the hybrid's whole interval above the best collaborative baseline's.
+                out.append(Goal(f"{protocol}: cold items, hybrid vs best collaborative baseline, recall@20", r, lo, hi,
+                                1.0, f"hybrid {hybrid}, {best} {other}", met_when=hybrid.low > other.high))  # type: ignore[union-attr]
+            singles = [m for m in models[protocol] if m.startswith("content:") and m != "content:fused"]
+            if "content:fused" in models[protocol] and singles:
+                best = self.best(protocol, singles, "recall@20")
+                r, lo, hi = self.ratio(protocol, "content:fused", best, "recall@20")  # type: ignore[arg-type]
+                out.append(Goal(f"{protocol}: fused content vs best single modality, recall@20", r, lo, hi, 1.1,
+                                f"fused {self.get(protocol, 'content:fused', 'recall@20')}, "
+                                f"{best} {self.get(protocol, best, 'recall@20')}"))  # type: ignore[arg-type]
+        return out
+
+
+def markdown(summary: Summary) -> str:
+    ev = summary.evaluation
+    lines = [f"# fusionrec evaluate: {ev.dataset.name}", "", ev.dataset.describe() + ".",
+             f"Encoders: {', '.join(f'{m} {v}' for m, v in ev.encoders.items())}."]
+    if ev.als_params:
+        lines.append(f"ALS: {ev.als_params}, the best of {len(ev.als_validation)} on the validation split "
+                     "(end of training).")
+    if ev.rank_weights:
+        lines.append(f"Hybrid ranking weights: {ev.rank_weights}"
+                     + (" (tuned on the validation split)." if ev.rank_validation else " (from the settings)."))
+    lines += ["Cells: mean [95% interval, bootstrap over users, "
+              f"{ev.config.resamples} resamples, seed {ev.config.seed}].", ""]
+    for protocol, outcome in ev.outcomes.items():
+        lines += [f"## {protocol}", "", *[f"- {n}" for n in outcome.notes], "",
+                  "| model | Recall@20 | NDCG@20 | HitRate@20 | MRR | coverage@20 | cold items R@20 | cold users R@20 | s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, tally in outcome.tallies.items():
+            cells = [_cell(summary.get(protocol, name, m)) for m in HEADLINE]
+            cells += [f"{outcome.coverage(name):.3f}"]
+            cells += [_cell(summary.get(protocol, name, "recall@20", s)) for s in ("cold_items", "cold_users")]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {tally.seconds:.0f} |")
+        cold = _slice_sizes(outcome)
+        lines += ["", f"Slices: {cold}.", ""]
+    goals = summary.goals()
+    if goals:
+        lines += ["## Goals", "", *[f"- {g.line()}" for g in goals], ""]
+    return "\n".join(lines)
+
+
+def _slice_sizes(outcome: Outcome) -> str:
+    first = next(iter(outcome.tallies.values()), None)
+    if first is None:
+        return "none"
+    return ", ".join(f"{s} {len(first.users[s]):,} records" for s in SLICES)
+
+
+def _cell(est: Estimate | None) -> str:
+    return "-" if est is None else f"{est.mean:.4f} [{est.low:.4f}, {est.high:.4f}]"
+
+
+def to_json(summary: Summary, settings: dict[str, Any]) -> dict[str, Any]:
+    ev = summary.evaluation
+    doc: dict[str, Any] = {
+        "dataset": ev.dataset.name, "description": ev.dataset.describe(), "encoders": ev.encoders,
+        "refused_items": ev.refused_items, "seed": ev.config.seed, "resamples": ev.config.resamples,
+        "als_params": ev.als_params, "als_validation": ev.als_validation, "rank_weights": ev.rank_weights,
+        "rank_validation": ev.rank_validation, "skipped": ev.skipped, "settings": settings, "protocols": {},
+        "goals": [{"goal": g.text, "ratio": g.ratio, "low": g.low, "high": g.high, "target": g.target, "met": g.met,
+                   "detail": g.detail} for g in summary.goals()],
+    }
+    for protocol, outcome in ev.outcomes.items():
+        models: dict[str, Any] = {}
+        for name, tally in outcome.tallies.items():
+            models[name] = {
+                "seconds": tally.seconds,
+                "coverage@20": outcome.coverage(name),
+                "slices": {
+                    s: {m: vars(e) for m in METRICS if (e := summary.get(protocol, name, m, s)) is not None}
+                    for s in SLICES
+                },
+            }
+        doc["protocols"][protocol] = {"notes": outcome.notes, "models": models}
+    return doc
+
+
+def plots(summary: Summary, out: Path) -> list[Path]:
+    """Recall@K and NDCG@K against K per protocol; Recall@20 per week of the prequential replay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ev = summary.evaluation
+    paths = []
+    for protocol, outcome in ev.outcomes.items():
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        for ax, metric in zip(axes, ("recall", "ndcg"), strict=True):
+            for name in outcome.tallies:
+                ys = [summary.get(protocol, name, f"{metric}@{k}") for k in KS]
+                if all(y is not None for y in ys):
+                    ax.plot(KS, [y.mean for y in ys], marker="o", label=name,  # type: ignore[union-attr]
+                            linewidth=2.5 if name == "hybrid" else 1.2)
+            ax.set_xscale("log")
+            ax.set_xticks(KS, [str(k) for k in KS])
+            ax.set_xlabel("K")
+            ax.set_ylabel(f"{metric.upper()}@K")
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=8, loc="upper left")
+        fig.suptitle(f"{ev.dataset.name}, {protocol}")
+        fig.tight_layout()
+        paths.append(out / f"{protocol}-metric-vs-k.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    pre = ev.outcomes.get("prequential")
+    if pre is not None:
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        week = 7 * 86_400.0
+        for name, tally in pre.tallies.items():
+            _, values, times = tally.arrays("all")
+            if not len(times):
+                continue
+            bins = ((times - times.min()) // week).astype(int)
+            means = np.bincount(bins, weights=values[:, METRICS.index("recall@20")]) / np.maximum(np.bincount(bins), 1)
+            ax.plot(np.arange(len(means)) + 1, means, marker="o", label=name, linewidth=2.5 if name == "hybrid" else 1.2)
+        ax.set_xlabel("week of the test period")
+        ax.set_ylabel("Recall@20 (per event)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{ev.dataset.name}, prequential replay over time")
+        fig.tight_layout()
+        paths.append(out / "prequential-over-time.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def write(summary: Summary, out: Path, settings: dict[str, Any]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(summary) + "\n")
+    (out / "report.json").write_text(json.dumps(to_json(summary, settings), indent=2) + "\n")
+    return [out / "report.md", out / "report.json", *plots(summary, out)]

@@ -1,0 +1,259 @@
+"""``fusionrec evaluate``: encode a dataset's catalogue, build every model, run the protocols, report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from fusionrec.agents.ranking import RankWeights
+from fusionrec.encoders import EarlyFusion, Encoder, make_blocks
+from fusionrec.schemas import ConfigError
+from fusionrec.streams.catalogue import encode_catalogue
+from fusionrec.streams.engine import build_recommender, rank_weights
+from fusionrec.streams.index import ItemVector, MemoryVectorIndex
+from fusionrec.streams.settings import Settings
+
+from .datasets import Dataset
+from .models import ALS, Catalog, EngineModel, ItemKNN, Model, MostPopular, RecentPopular
+from .protocols import Outcome, Split, global_split, labelled_split, prequential, temporal_split
+
+logger = logging.getLogger(__name__)
+
+COLLABORATIVE = ("MostPopular", "RecentPopular", "ItemKNN", "ALS")
+ALS_GRID = [{"factors": f, "regularization": r, "alpha": a} for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 10.0)]
+
+RANK_GRID = [{"content": c, "cooccurrence": o, "diversity": d} for c in (0.3, 1.0) for o in (0.6, 1.2) for d in (0.0, 0.2)]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    protocols: tuple[str, ...] = ("global", "prequential")
+    models: tuple[str, ...] = ()  # names to run; empty = all
+    train_share: float = 0.8
+    valid_share: float = 0.1  # the end of training held out to tune ALS
+    recent_share: float = 0.1  # RecentPopular's window, as a share of the training period
+    als_refit_s: float = 86_400.0
+    als_grid: tuple[Mapping[str, float], ...] = tuple(ALS_GRID)
+    rank_grid: tuple[Mapping[str, float], ...] = tuple(RANK_GRID)  # hybrid weights to try; empty: the settings'
+    tune_events: int = 2000  # validation events replayed per point of rank_grid (a score_share of them scored)
+    score_share: float = 0.2  # prequential: the share of test events scored (all are learned)
+    resamples: int = 1000
+    seed: int = 0
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # models evaluated side by side
+    cache_dir: Path | None = None
+
+
+@dataclass
+class Evaluation:
+    dataset: Dataset
+    config: EvalConfig
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    als_params: dict[str, float] = field(default_factory=dict)
+    als_validation: list[dict[str, float]] = field(default_factory=list)
+    rank_weights: dict[str, float] = field(default_factory=dict)
+    rank_validation: list[dict[str, float]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    encoders: dict[str, str] = field(default_factory=dict)
+    refused_items: int = 0
+
+
+def dataset_settings(settings: Settings, dataset: Dataset) -> Settings:
+    """The user's settings with the dataset's modalities, vector dimensions and media folder."""
+    update: dict[str, object] = {
+        "modalities": [m for m in dataset.modalities if m not in dataset.vector_dims],
+        "vector_dims": {**settings.vector_dims, **dataset.vector_dims},
+    }
+    if dataset.media_root is not None:
+        update["media_root"] = dataset.media_root
+    update.update(dataset.settings)
+    return settings.model_copy(update=update)
+
+
+def item_vectors(settings: Settings, dataset: Dataset, cache_dir: Path | None) -> tuple[dict[str, Encoder], dict[str, dict[str, np.ndarray]], int]:
+    """Every item's modality vectors from the configured encoders, cached by content and encoder version."""
+    encoders = settings.load_encoders()
+    key = hashlib.sha256()
+    for name, enc in sorted(encoders.items()):
+        key.update(f"{name}={enc.version};".encode())
+    for it in dataset.items:
+        key.update(it.model_dump_json().encode())
+    path = cache_dir / f"{dataset.name}-{key.hexdigest()[:16]}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        with np.load(path) as npz:
+            ids = [str(i) for i in npz["ids"]]
+            parts: dict[str, dict[str, np.ndarray]] = {i: {} for i in ids}
+            for name in encoders:
+                mask, rows = npz[f"{name}_mask"], npz[f"{name}_rows"]
+                for i, present, row in zip(ids, mask, rows, strict=True):
+                    if present:
+                        parts[i][name] = row
+            refused = int(npz["refused"])
+        logger.info("item vectors from %s", path)
+        return dict(encoders), parts, refused
+    encoded = encode_catalogue(settings, dataset.items, encoders, desc=f"{dataset.name}: encode items")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = list(encoded.parts)
+        arrays: dict[str, np.ndarray] = {"ids": np.array(ids), "refused": np.array(len(encoded.refused))}
+        for name, enc in encoders.items():
+            arrays[f"{name}_mask"] = np.array([name in encoded.parts[i] for i in ids])
+            arrays[f"{name}_rows"] = np.stack([encoded.parts[i].get(name, np.zeros(enc.dim, np.float32)) for i in ids])
+        np.savez(path, **arrays)
+    return dict(encoders), encoded.parts, len(encoded.refused)
+
+
+def _engine(settings: Settings, dataset: Dataset, name: str, vectors: Mapping[str, np.ndarray],
+            fusion_spec: Mapping[str, object] | None, weights: RankWeights | None) -> Model:
+    index = MemoryVectorIndex()
+    dim = len(next(iter(vectors.values())))
+    index.ensure_collection(dim, fusion=fusion_spec)
+    index.upsert([ItemVector(id=i, vector=v, encoder_version=name) for i, v in vectors.items()])
+    recommender = build_recommender(settings, index, weights=weights)
+    for item in dataset.items:
+        recommender.views.learn_item(item)
+    return EngineModel(name, recommender)
+
+
+Table = tuple[Mapping[str, np.ndarray], Mapping[str, object] | None]  # item vectors, fusion spec
+
+
+def vector_tables(settings: Settings, encoders: Mapping[str, Encoder],
+                  parts: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Table]:
+    """One vector table per modality (zeros where an item lacks it) and, with two or more, the fused one."""
+    ids = [i for i in parts if parts[i]]
+    tables: dict[str, Table] = {
+        m: ({i: parts[i].get(m, np.zeros(enc.dim, np.float32)) for i in ids}, None) for m, enc in encoders.items()
+    }
+    if len(encoders) > 1:
+        fusion = EarlyFusion(make_blocks(encoders, settings.fusion_weights))
+        tables["fused"] = (dict(zip(ids, fusion.fuse([parts[i] for i in ids]), strict=True)), fusion.spec())
+    return tables
+
+
+def main_table(tables: Mapping[str, Table]) -> str:
+    return "fused" if "fused" in tables else next(iter(tables))
+
+
+def model_factories(settings: Settings, dataset: Dataset, tables: Mapping[str, Table], split: Split,
+                    config: EvalConfig, als_params: Mapping[str, float], rank: RankWeights) -> dict[str, Callable[[], Model]]:
+    """Fresh-model makers, by name, in report order; ``rank`` is the hybrid's ranking weights."""
+    catalog = Catalog(catalog_ids(dataset))
+    span = split.train[-1].timestamp - split.train[0].timestamp
+    # Partials, not lambdas: the protocols run each model in a worker process.
+    makers: dict[str, Callable[[], Model]] = {"MostPopular": partial(MostPopular, catalog)}
+    if dataset.timed:
+        makers["RecentPopular"] = partial(RecentPopular, catalog, window_s=config.recent_share * span)
+    makers["ItemKNN"] = partial(ItemKNN, catalog)
+    makers["ALS"] = partial(ALS, catalog, refit_s=config.als_refit_s, seed=config.seed, **als_params)
+    content_only = RankWeights(content=1.0, cooccurrence=0.0, popularity=0.0, freshness=0.0, diversity=0.0)
+    for m, (vecs, spec) in tables.items():
+        makers[f"content:{m}"] = partial(_engine, settings, dataset, f"content:{m}", vecs, spec, content_only)
+    best = main_table(tables)
+    makers["hybrid"] = partial(_engine, settings, dataset, "hybrid", *tables[best], rank)
+    if len(tables) > 1:
+        for m, (vecs, spec) in tables.items():
+            if m != best:
+                makers[f"hybrid:{m}"] = partial(_engine, settings, dataset, f"hybrid:{m}", vecs, spec, rank)
+    makers["hybrid:no-content"] = partial(_engine, settings, dataset, "hybrid:no-content", *tables[best],
+                                          replace(rank, content=0.0))
+    if config.models:
+        unknown = set(config.models) - set(makers)
+        if unknown:
+            raise ConfigError(f"unknown models {sorted(unknown)}; this dataset has {', '.join(makers)}")
+        makers = {n: f for n, f in makers.items() if n in config.models}
+    return makers
+
+
+def catalog_ids(dataset: Dataset) -> list[str]:
+    return [it.id for it in dataset.items] + [e.item for e in dataset.events]
+
+
+def splits(dataset: Dataset, config: EvalConfig) -> tuple[Split, Split]:
+    """(test split, validation split carved from the end of its training part)."""
+    if dataset.timed:
+        split = temporal_split(dataset.events, config.train_share)
+        return split, temporal_split(split.train, 1.0 - config.valid_share)
+    return labelled_split(dataset.events, ("train", "valid"), ("test",)), labelled_split(dataset.events, ("train",), ("valid",))
+
+
+def tune_als(ids: Sequence[str], valid: Split, config: EvalConfig) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Grid search on the validation split (global protocol, Recall@20)."""
+    catalog = Catalog(ids)
+    makers = {f"ALS {p}": partial(ALS, catalog, refit_s=float("inf"), seed=config.seed, **p) for p in config.als_grid}
+    outcome = global_split(makers, valid, len(catalog), workers=config.workers)
+    rows = []
+    for params, (_, tally) in zip(config.als_grid, outcome.tallies.items(), strict=True):
+        _, values, _ = tally.arrays("all")
+        rows.append({**params, "recall@20": float(values[:, 3].mean()) if len(values) else 0.0})
+    best = max(rows, key=lambda r: r["recall@20"])
+    return {k: v for k, v in best.items() if k != "recall@20"}, rows
+
+
+def tune_engine(settings: Settings, dataset: Dataset, table: Table, valid: Split,
+                config: EvalConfig) -> tuple[RankWeights, list[dict[str, float]]]:
+    """The hybrid's ranking weights by grid search on the validation split: prequential replay of its
+    first ``config.tune_events`` events where the log has times, else the global protocol; Recall@20."""
+    grid = {str(g): g for g in config.rank_grid}
+    makers = {
+        key: partial(_engine, settings, dataset, "hybrid", *table,
+                     RankWeights(**{**asdict(rank_weights(settings)), **g}))
+        for key, g in grid.items()
+    }
+    n_items = len(Catalog(catalog_ids(dataset)))
+    if dataset.timed:
+        outcome = prequential(makers, Split(valid.train, valid.test[: config.tune_events]), n_items,
+                              workers=config.workers, score_share=config.score_share, seed=config.seed)
+    else:
+        outcome = global_split(makers, valid, n_items, workers=config.workers)
+    rows = []
+    for key, tally in outcome.tallies.items():
+        _, values, _ = tally.arrays("all")
+        rows.append({**grid[key], "recall@20": float(values[:, 3].mean()) if len(values) else 0.0})
+    best = max(rows, key=lambda r: r["recall@20"])
+    weights = {k: v for k, v in best.items() if k != "recall@20"}
+    return RankWeights(**{**asdict(rank_weights(settings)), **weights}), rows
+
+
+def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evaluation:
+    settings = dataset_settings(settings, dataset)
+    result = Evaluation(dataset, config)
+    encoders, parts, result.refused_items = item_vectors(settings, dataset, config.cache_dir)
+    result.encoders = {m: e.version for m, e in encoders.items()}
+    tables = vector_tables(settings, encoders, parts)
+    split, valid = splits(dataset, config)
+    wanted = set(config.models)
+    if not wanted or "ALS" in wanted:
+        result.als_params, result.als_validation = tune_als(catalog_ids(dataset), valid, config)
+        logger.info("ALS tuned on the validation split: %s", result.als_params)
+    rank = rank_weights(settings)
+    if config.rank_grid and (not wanted or any(m.startswith("hybrid") for m in wanted)):
+        rank, result.rank_validation = tune_engine(settings, dataset, tables[main_table(tables)], valid, config)
+        logger.info("hybrid ranking weights tuned on the validation split: %s", rank)
+    result.rank_weights = asdict(rank)
+    makers = model_factories(settings, dataset, tables, split, config, result.als_params, rank)
+    n_items = len(Catalog(catalog_ids(dataset)))
+    for protocol in config.protocols:
+        if protocol == "prequential" and not dataset.timed:
+            result.skipped.append(f"prequential replay: {dataset.name} has no interaction times")
+            continue
+        if protocol == "global":
+            result.outcomes[protocol] = global_split(makers, split, n_items, workers=config.workers)
+        else:
+            result.outcomes[protocol] = prequential(makers, split, n_items, workers=config.workers,
+                                                    score_share=config.score_share, seed=config.seed)
+    return result
+
+
+def settings_summary(settings: Settings) -> dict[str, object]:
+    keys = ("fusion", "fusion_weights", "profile_half_life_s", "short_term_alpha", "max_interests", "max_queries",
+            "rating_midpoint", "event_weights", "weight_content", "weight_cooccurrence", "weight_popularity",
+            "weight_freshness", "diversity", "popularity_half_life_s", "trending_half_life_s", "cooccurrence_window")
+    return json.loads(settings.model_dump_json(include=set(keys)))
