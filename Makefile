@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-unit test-integration up clean
+.PHONY: install demo test test-unit test-integration up evaluate clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/fusionrec up
+
+# Offline evaluation (issue figures in README): MovieLens 100K as GroupLens ships it, plus overviews/posters.
+ML100K ?= ../shared/data/movielens-100k
+evaluate: $(STAMP)
+	$(BIN)/fusionrec evaluate --dataset movielens-100k --data-dir $(ML100K)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
