@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,9 @@ class ItemEncoder:
         self.index = index
         self.fetcher = fetcher
         self.max_event_bytes = max_event_bytes
+        video = self.encoders.get("video")
+        if video is not None and limits.frame_size is None:
+            limits = dataclasses.replace(limits, frame_size=getattr(video, "frame_size", None))
         self.limits = limits
         self.vector_dims = {name: enc.dim for name, enc in self.encoders.items() if enc.modality == "vector"}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="media")

@@ -1,7 +1,7 @@
 """Encoding throughput per modality and for the full multimodal item, next to the raw model calls
 on the same inputs and batch size, in the same run.
 
-    .venv/bin/python bench/encode.py [--items 256] [--batch 64] [--device auto] [--threads 8]
+    .venv/bin/python bench/encode.py [--items 256] [--batch 64] [--device auto] [--threads 8] [--workers 1]
 
 "pipeline" is the encoder worker's own path without the broker: `ItemEncoder.decode` (JSON and
 validation), media decoding and preparation on the thread pool, the encoder calls, fusion, and the
@@ -13,6 +13,11 @@ prepared arrays (the backbone's forward pass, the batched librosa features, fram
 backbone plus the track's features). After a warm-up pass of each, pipeline and raw passes
 alternate (--repeat) and the best of each counts; the ratio is pipeline/raw throughput.
 
+--workers N runs N encoder worker processes on the one device, each with its own models, decoding
+threads and share of the items, the way `fusionrec worker --role encoder` scales on a GPU host
+(Faust workers are single processes: a host's cores are used by running several). Every pass
+starts in all of them at once and lasts as long as the slowest; raw passes run in all N too.
+
 Media are real encoded files made up front (320 px JPEG photos, 2-4 s FLAC speech, 2 s 160 px
 MPEG-4 videos at 8 fps with an AAC track), served from memory so the network is not measured.
 Writes a JSON file and a PNG bar chart under --out.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import os
 import platform
 import time
@@ -139,24 +145,35 @@ def raw_calls(encoders: dict[str, Any], modality: str, prepared: list[dict[str, 
     return lambda: [enc.encode(chunk) for chunk in batches(inputs, size)]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int = 0, barrier: Any = None) -> dict[str, Any]:
+    """One worker's share of every case: its seconds per timed pass, pipeline and raw.
+
+    With several workers each is a process with its own models on the same device, the way encoder
+    workers scale on one host; ``barrier`` starts every pass in all of them at once, so a pass's
+    time is the slowest worker's."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    workers = args.workers
     modalities = args.modalities.split(",")
+    torch_threads = args.torch_threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
     encoders = load_encoders(modalities, text_model=args.text_model, image_model=args.image_model,
                              model_dir=args.model_dir, device=args.device, batch_size=args.batch,
-                             threads=args.torch_threads)
+                             threads=torch_threads)
     device = next(iter(encoders.values())).device
     fusion = make_fusion("early", encoders)
     limits = MediaLimits(video_frames=args.video_frames)
-    print(f"making {args.distinct_media} distinct images, clips and videos ...", flush=True)
-    media = make_media(args.distinct_media)
     files = {f"mem://{m}/{k}": blob for m, blobs in media.items() for k, blob in enumerate(blobs)}
-    cases = [[m] for m in modalities] + [modalities]
+    cases = ([] if args.full_only else [[m] for m in modalities]) + [modalities]
     processor_inputs: list[dict[str, Any]] = []
-    results = []
+    rows = []
+
+    def together(fn: Callable[[], Any]) -> float:
+        if barrier is not None:
+            barrier.wait()
+        return timed(fn)
+
     for case in cases:
         name = "+".join(case) if len(case) > 1 else case[0]
-        items = make_items(args.items, case, media)
+        items = make_items(args.items, case, media)[rank::workers]
         raw_events = [(it.to_bytes(), it.id.encode()) for it in items]
         processor = ItemEncoder(encoders, fusion, MemoryVectorIndex(), MemoryMediaFetcher(files),
                                 max_event_bytes=2**20, limits=limits, threads=args.threads)
@@ -173,35 +190,78 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             processor_inputs = prepared_groups[0][0][:32]
 
         def pipeline() -> None:
-            for group in tqdm(groups, desc=f"{name} pipeline", unit="batch", leave=False):
+            for group in tqdm(groups, desc=f"{name} pipeline", unit="batch", leave=False, disable=rank > 0):
                 failed = processor.encode_and_store([processor.decode(v, k) for v, k in group])
                 assert not failed, failed
             sync(device)
 
         def raw() -> None:
-            for group_calls in tqdm(calls, desc=f"{name} raw", unit="batch", leave=False):
+            for group_calls in tqdm(calls, desc=f"{name} raw", unit="batch", leave=False, disable=rank > 0):
                 for call in group_calls:
                     call()
             sync(device)
 
         # A warm-up pass of each first: every batch shape the kernels will see gets compiled and
-        # cached (oneDNN/cuDNN pick kernels per shape), then alternate and keep each one's best.
-        raw()
-        pipeline()
-        t_pipe = t_raw = float("inf")
+        # cached (oneDNN/cuDNN pick kernels per shape), then alternate.
+        together(raw)
+        together(pipeline)
+        t_pipe, t_raw = [], []
         for _ in range(args.repeat):
-            t_pipe = min(t_pipe, timed(pipeline))
-            t_raw = min(t_raw, timed(raw))
-        row = {"case": name, "items": args.items, "batch": args.batch, "pipeline_items_s": args.items / t_pipe,
-               "raw_items_s": args.items / t_raw, "ratio": t_raw / t_pipe}
-        results.append(row)
-        print(f"{name:>24}: pipeline {row['pipeline_items_s']:8.1f} items/s   raw {row['raw_items_s']:8.1f} items/s"
-              f"   ratio {row['ratio']:.0%}", flush=True)
-    agreement = cpu_agreement(args, encoders, processor_inputs) if device.startswith("cuda") else {}
+            t_pipe.append(together(pipeline))
+            t_raw.append(together(raw))
+        rows.append({"case": name, "items": len(items), "pipeline_s": t_pipe, "raw_s": t_raw})
+        if workers == 1:
+            print_row(combine([rows[-1]], args.batch))
+    agreement = cpu_agreement(args, encoders, processor_inputs) if device.startswith("cuda") and rank == 0 else {}
     return {"device": describe_device(device), "precision": "fp16" if device.startswith("cuda") else "fp32",
-            "fp16_vs_fp32_min_cosine": agreement,
-            "batch": args.batch, "threads": args.threads, "video_frames": args.video_frames,
-            "versions": {m: e.version for m, e in encoders.items()}, "results": results}
+            "versions": {m: e.version for m, e in encoders.items()}, "agreement": agreement, "cases": rows}
+
+
+def combine(shares: Sequence[dict[str, Any]], batch: int) -> dict[str, Any]:
+    """One case over all workers: a pass takes as long as its slowest worker; the best pass counts."""
+    t_pipe = min(map(max, zip(*(s["pipeline_s"] for s in shares), strict=True)))
+    t_raw = min(map(max, zip(*(s["raw_s"] for s in shares), strict=True)))
+    items = sum(s["items"] for s in shares)
+    return {"case": shares[0]["case"], "items": items, "batch": batch, "pipeline_items_s": items / t_pipe,
+            "raw_items_s": items / t_raw, "ratio": t_raw / t_pipe}
+
+
+def print_row(row: dict[str, Any]) -> None:
+    print(f"{row['case']:>24}: pipeline {row['pipeline_items_s']:8.1f} items/s   raw {row['raw_items_s']:8.1f} items/s"
+          f"   ratio {row['ratio']:.0%}", flush=True)
+
+
+def _worker(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int, barrier: Any, results: Any) -> None:
+    results.put((rank, measure(args, media, rank, barrier)))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    print(f"making {args.distinct_media} distinct images, clips and videos ...", flush=True)
+    media = make_media(args.distinct_media)
+    if args.workers == 1:
+        shares = [measure(args, media)]
+    else:
+        # spawn, not fork: each worker sets up its own CUDA context
+        ctx = multiprocessing.get_context("spawn")
+        barrier, results = ctx.Barrier(args.workers), ctx.Queue()
+        procs = [ctx.Process(target=_worker, args=(args, media, rank, barrier, results)) for rank in range(args.workers)]
+        for p in procs:
+            p.start()
+        try:
+            shares = [share for _, share in sorted(results.get() for _ in procs)]
+        finally:
+            for p in procs:
+                p.join(timeout=60)
+                if p.is_alive():
+                    p.kill()
+    rows = [combine(case_shares, args.batch) for case_shares in zip(*(s["cases"] for s in shares), strict=True)]
+    if args.workers > 1:
+        for row in rows:
+            print_row(row)
+    first = shares[0]
+    return {"device": first["device"], "precision": first["precision"], "fp16_vs_fp32_min_cosine": first["agreement"],
+            "batch": args.batch, "workers": args.workers, "threads": args.threads, "video_frames": args.video_frames,
+            "versions": first["versions"], "results": rows}
 
 
 def cpu_agreement(args: argparse.Namespace, gpu: dict[str, Any], prepared: list[dict[str, Any]]) -> dict[str, float]:
@@ -241,7 +301,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_xticks(x, [r["case"] for r in rows], rotation=15, fontsize=8)
     ax.set_ylabel("items / s")
     ax.set_yscale("log")
-    ax.set_title(f"encoding, batch {report['batch']}, {report['precision']}\n{report['device']}", fontsize=9)
+    ax.set_title(f"encoding, batch {report['batch']}, {report['precision']}, {report['workers']} worker(s)"
+                 f"\n{report['device']}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -252,12 +313,15 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=256)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=8, help="media decoding threads")
+    ap.add_argument("--threads", type=int, default=8, help="media decoding threads per worker")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="encoder worker processes sharing the device, each with its own models and threads")
     ap.add_argument("--torch-threads", type=int, default=None)
     ap.add_argument("--video-frames", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=2, help="timed passes of each (the best counts)")
     ap.add_argument("--distinct-media", type=int, default=64, help="media files made (items cycle through them)")
     ap.add_argument("--modalities", default="text,image,audio,video")
+    ap.add_argument("--full-only", action="store_true", help="only the item with every modality, not each alone")
     ap.add_argument("--text-model", default="all-MiniLM-L6-v2")
     ap.add_argument("--image-model", default="efficientnet-lite0")
     ap.add_argument("--model-dir", type=Path, default=None)

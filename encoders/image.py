@@ -20,6 +20,7 @@ import torch
 from fusionrec.schemas import ConfigError
 
 from .base import encode_in_chunks, resolve_device
+from .media import scaled_size
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -34,13 +35,20 @@ LITE_MEAN = (127.0 / 255,) * 3
 LITE_STD = (128.0 / 255,) * 3
 
 
-def center_square(img: Image, size: int) -> np.ndarray:
-    """Resize the short side to ``size``, crop the centre square: ``size x size x 3`` uint8."""
+def center_square(img: Image | np.ndarray, size: int) -> np.ndarray:
+    """Resize the short side to ``size``, crop the centre square: ``size x size x 3`` uint8.
+
+    Takes a Pillow image or an ``H x W x 3`` uint8 RGB array (a decoded video frame)."""
     from PIL import Image as PILImage
 
+    if isinstance(img, np.ndarray):
+        if scaled_size(img.shape[1], img.shape[0], size) != (img.shape[1], img.shape[0]):
+            return center_square(PILImage.fromarray(img), size)
+        h, w = img.shape[:2]  # already at size (the decoder scaled it): only the crop is left
+        top, left = (h - size) // 2, (w - size) // 2
+        return np.ascontiguousarray(img[top : top + size, left : left + size], dtype=np.uint8)
     img = img.convert("RGB")
-    scale = size / min(img.size)
-    w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
+    w, h = scaled_size(img.width, img.height, size)
     img = img.resize((w, h), PILImage.BILINEAR, reducing_gap=2.0)
     left, top = (w - size) // 2, (h - size) // 2
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
@@ -63,6 +71,9 @@ class TorchImageEncoder:
         self._model = model.eval().to(self.device)
         if self._half:
             self._model = self._model.half().to(memory_format=torch.channels_last)
+            # Batches come in a few fixed shapes: let cuDNN time its algorithms once per shape
+            # (depthwise convolutions differ most between them).
+            torch.backends.cudnn.benchmark = True
         self._dtype = torch.float16 if self._half else torch.float32
         self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255

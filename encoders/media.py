@@ -40,7 +40,7 @@ class Clip:
 class Video:
     """Frames sampled evenly over (the start of) a video, and its audio track if it has one."""
 
-    frames: list[Any] = field(default_factory=list)  # PIL images
+    frames: list[np.ndarray] = field(default_factory=list)  # H x W x 3 uint8 RGB
     audio: Clip | None = None
 
 
@@ -51,6 +51,9 @@ class MediaLimits:
     max_audio_s: float = 30.0
     max_video_s: float = 60.0
     video_frames: int = 8
+    # Short side the sampled frames are scaled to by FFmpeg while still in YUV (the image model's
+    # input size): one C pass instead of an RGB frame at full size resized again in Pillow.
+    frame_size: int | None = None
 
 
 def _undecodable(kind: MediaKind, exc: Exception) -> EventError:
@@ -99,6 +102,11 @@ class _TrackReader:
         return self.have >= self.need
 
     def add(self, frame: Any) -> None:
+        if frame.sample_rate == SAMPLE_RATE and frame.layout.name == "mono" and frame.format.name in ("flt", "fltp"):
+            chunk = frame.to_ndarray().reshape(-1)  # already what the resampler would make: skip its copy
+            self._chunks.append(chunk)
+            self.have += len(chunk)
+            return
         for out in self._resampler.resample(frame):
             chunk = out.to_ndarray().reshape(-1)
             self._chunks.append(chunk)
@@ -157,12 +165,23 @@ def _frame_times(duration_s: float, n: int) -> list[float]:
     return [duration_s * (i + 0.5) / n for i in range(n)]
 
 
+def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """A frame's size once its short side is ``short_side`` (unchanged for None).
+
+    >>> scaled_size(1920, 1080, 224), scaled_size(160, 160, 224), scaled_size(640, 480, None)
+    ((398, 224), (224, 224), (640, 480))
+    """
+    if short_side is None:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(short_side, round(width * scale)), max(short_side, round(height * scale))
+
+
 def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
     """``limits.video_frames`` frames spread over the first ``max_video_s`` seconds, and the audio
     track, in one pass over the file."""
     import av
-    from av.video.reformatter import VideoReformatter
-    from PIL import Image
+    from av.video.reformatter import Interpolation, VideoReformatter
 
     try:
         with av.open(io.BytesIO(data)) as container:
@@ -179,7 +198,14 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             wanted = _frame_times(min(duration, limits.max_video_s), limits.video_frames)
             track = _TrackReader(min(limits.max_audio_s, limits.max_video_s)) if sound is not None else None
             # One converter for all frames: a frame's own to_image() sets up a new one every call.
-            rgb = VideoReformatter()
+            reformatter = VideoReformatter()
+
+            def rgb(frame: Any) -> np.ndarray:
+                width, height = scaled_size(frame.width, frame.height, limits.frame_size)
+                return reformatter.reformat(
+                    frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
+                ).to_ndarray()
+
             frames: list[Any] = []
             last = None
             for packet in container.demux(*(s for s in (video, sound) if s is not None)):
@@ -191,14 +217,14 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                     last = frame
                     t = frame.time if frame.time is not None else 0.0
                     while wanted and t >= wanted[0]:
-                        frames.append(Image.fromarray(rgb.reformat(frame, format="rgb24").to_ndarray()))
+                        frames.append(rgb(frame))
                         wanted.pop(0)
                 if not wanted and (track is None or track.full):
                     break
             if last is None:
                 raise ValueError("no decodable video frame")
             if wanted:  # the stream ended before its stated duration: the last frame stands in
-                image = Image.fromarray(rgb.reformat(last, format="rgb24").to_ndarray())
+                image = rgb(last)
                 frames.extend(image for _ in wanted)
         return Video(frames=frames, audio=track.clip() if track is not None else None)
     except EventError:

@@ -65,8 +65,12 @@ def crop(data: bytes, box: tuple[float, float, float, float], fmt: str = "JPEG")
     return buf.getvalue()
 
 
-def mp4(frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None) -> bytes:
-    """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a tone track if ``audio``."""
+def mp4(
+    frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None,
+    rate: int = 16000,
+) -> bytes:
+    """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a 330 Hz tone
+    track at ``rate`` if ``audio``."""
     import av
     from PIL import Image
 
@@ -76,7 +80,7 @@ def mp4(frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("mpeg4", rate=8)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        sound = container.add_stream("aac", rate=16000) if audio else None
+        sound = container.add_stream("aac", rate=rate) if audio else None
         for i in range(frames):
             pixels = np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
@@ -85,12 +89,12 @@ def mp4(frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48
         for packet in stream.encode():
             container.mux(packet)
         if sound is not None:
-            t = np.arange(int(frames / 8 * 16000)) / 16000
+            t = np.arange(int(frames / 8 * rate)) / rate
             tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None, :]
             for start in range(0, tone.shape[1], 1024):
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp",
                                                 layout="mono")
-                af.sample_rate = 16000
+                af.sample_rate = rate
                 for packet in sound.encode(af):
                     container.mux(packet)
             for packet in sound.encode():

@@ -100,11 +100,36 @@ def test_decoders_accept_real_media_and_refuse_corrupt_bytes():
     assert clip.sample_rate == 16_000 and abs(clip.seconds - 0.5) < 0.01  # resampled, mono
     video = decode_media(K.VIDEO, mp4(frames=10, audio=True), MediaLimits(video_frames=4))
     assert len(video.frames) == 4 and video.audio is not None and video.audio.seconds > 1.0
-    assert [f.getpixel((0, 0))[0] for f in video.frames] == sorted(f.getpixel((0, 0))[0] for f in video.frames)
+    assert [int(f[0, 0, 0]) for f in video.frames] == sorted(int(f[0, 0, 0]) for f in video.frames)
     assert decode_media(K.VIDEO, mp4(frames=4)).audio is None
     for kind, data in [(K.IMAGE, png()[:30]), (K.IMAGE, wav()), (K.AUDIO, wav()[:20]), (K.AUDIO, png()),
                        (K.VIDEO, b"\x00\x00\x00\x18ftypmp42 garbage"), (K.VIDEO, wav())]:
         assert code_of(lambda k=kind, d=data: decode_media(k, d)) is ErrorCode.MEDIA_UNDECODABLE
+
+
+def test_video_frames_come_out_of_the_decoder_at_the_image_models_size():
+    import numpy as np
+    from PIL import Image
+
+    from fusionrec.encoders.image import center_square
+
+    video = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48)), MediaLimits(video_frames=2, frame_size=32))
+    assert [f.shape for f in video.frames] == [(32, 43, 3)] * 2  # short side 32, aspect kept
+    assert center_square(video.frames[0], 32).shape == (32, 32, 3)
+    full = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48)), MediaLimits(video_frames=1)).frames[0]
+    assert full.shape == (48, 64, 3)
+    # an array at another size is resized exactly as the same picture given to Pillow
+    assert np.array_equal(center_square(full, 32), center_square(Image.fromarray(full), 32))
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_video_sound_comes_out_mono_at_16k_whatever_its_rate(rate):
+    import numpy as np
+
+    clip = decode_media(K.VIDEO, mp4(frames=16, audio=True, rate=rate)).audio
+    assert clip.sample_rate == 16_000 and abs(clip.seconds - 2.0) < 0.15  # AAC pads a frame or two
+    crossings = np.count_nonzero(np.diff(np.signbit(clip.samples[2000:-2000])))  # past the codec's edges
+    assert abs(crossings / (len(clip.samples) - 4000) * 16000 / 2 - 330) < 5  # still a 330 Hz tone
 
 
 def test_audio_limits_bound_the_decoded_length():
