@@ -37,6 +37,18 @@ class RankWeights:
     freshness: float = 0.1
     diversity: float = 0.2
     freshness_half_life_s: float = 7 * 86_400.0
+    # The share of each list kept for new items (fewer than ``new_item_interactions`` interactions)
+    # that match the user's content: collaborative signals cannot rank what nobody has chosen yet.
+    new_item_share: float = 0.0
+    new_item_interactions: int = 5
+
+    def new_item_slots(self, k: int) -> int:
+        """Places kept for new items in a list of ``k``: at least one when the share is not 0.
+
+        >>> RankWeights(new_item_share=0.1).new_item_slots(10), RankWeights(new_item_share=0.1).new_item_slots(20)
+        (1, 2)
+        """
+        return math.ceil(k * self.new_item_share - 1e-9)
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,13 @@ def rank(
     filters: Filters,
     now: float,
     vectors: Mapping[str, np.ndarray] | None = None,
+    interactions: Mapping[str, int] | None = None,
 ) -> list[Ranked]:
     """Blend the signals, drop excluded/unavailable/filtered items, then pick ``k`` by MMR.
+
+    With ``weights.new_item_share`` and each candidate's count of ``interactions``, the list then
+    keeps that share of its places for new items with a content match: the best of them replace the
+    lowest-placed established items (see :func:`keep_new_items`).
 
     MMR (maximal marginal relevance) takes, at each step, the candidate with the best
     ``(1 - diversity) * score - diversity * max cosine to what is already picked``, so a list
@@ -128,6 +145,41 @@ def rank(
         main = max(parts, key=lambda p: parts[p])
         pool.append((item_id, sum(parts.values()) + fresh, c.reasons.get(main, "")))
     pool.sort(key=lambda t: (-t[1], t[0]))
+    if weights.new_item_share and interactions is not None:
+        new = [t for t in pool if interactions.get(t[0], 0) < weights.new_item_interactions
+               and candidates[t[0]].content > 0]
+        return keep_new_items(_pick(pool, k, weights, vectors), new, k, weights.new_item_slots(k))
+    return _pick(pool, k, weights, vectors)
+
+
+def keep_new_items(picked: list[Ranked], new: list[tuple[str, float, str]], k: int, slots: int) -> list[Ranked]:
+    """``picked`` with at least ``slots`` of ``new`` (best first) among its ``k`` places: missing
+    ones take the places of the lowest-placed items that are not new.
+
+    >>> picked = [Ranked(i, s, "") for i, s in [("a", 0.9), ("b", 0.8), ("n1", 0.7), ("c", 0.6)]]
+    >>> new = [("n1", 0.7, ""), ("n2", 0.3, "similar to x"), ("n3", 0.2, "")]
+    >>> [r.item_id for r in keep_new_items(picked, new, k=4, slots=2)]
+    ['a', 'b', 'n1', 'n2']
+    >>> [r.item_id for r in keep_new_items(picked, new, k=4, slots=0)]
+    ['a', 'b', 'n1', 'c']
+    """
+    keep = list(picked[:k])
+    new_ids = {t[0] for t in new}
+    have = {r.item_id for r in keep}
+    wanted = max(0, slots - len(have & new_ids))
+    for item_id, score, reason in [t for t in new if t[0] not in have][:wanted]:
+        if len(keep) >= k:
+            drop = max((n for n, r in enumerate(keep) if r.item_id not in new_ids), default=None)
+            if drop is None:
+                break
+            del keep[drop]
+        keep.append(Ranked(item_id, round(score, 6), f"new: {reason}" if reason else "new"))
+    return keep
+
+
+def _pick(pool: list[tuple[str, float, str]], k: int, weights: RankWeights,
+          vectors: Mapping[str, np.ndarray] | None) -> list[Ranked]:
+    """The first ``k`` of the sorted ``pool``, by MMR when there is a diversity weight and vectors."""
     if not weights.diversity or not vectors:
         return [Ranked(i, round(s, 6), r) for i, s, r in pool[:k]]
     # Cosines among the whole pool at once; ``closest[c]`` is c's highest cosine to anything picked.

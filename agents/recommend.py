@@ -200,11 +200,20 @@ class Recommender:
             pool = sorted((i for i in candidates if i not in seen),
                           key=lambda i: -max(candidates[i].content, candidates[i].cooccurrence,
                                              candidates[i].popularity))[: 4 * k]
+            interactions = None
+            if self.weights.new_item_share:
+                counts = self.views.stats.counts
+                new = sorted((i for i, c in candidates.items() if i not in seen and c.content > 0
+                              and counts.get(i, 0) < self.weights.new_item_interactions),
+                             key=lambda i: -candidates[i].content)
+                in_pool = set(pool)
+                pool += [i for i in new[: 4 * self.weights.new_item_slots(k)] if i not in in_pool]
+                interactions = {i: counts.get(i, 0) for i in pool}
         vectors = {i: v.vector for i, v in self.vectors(pool).items()} if self.weights.diversity else None
         with self.views.lock:
             ranked = rank(
                 {i: candidates[i] for i in pool}, k=k, weights=self.weights, catalogue=catalogue, exclude=seen,
-                filters=filters or self.filters, now=now, vectors=vectors,
+                filters=filters or self.filters, now=now, vectors=vectors, interactions=interactions,
             )
         return Recommendation(
             user_id=user_id,

@@ -409,7 +409,7 @@ def evaluate(
         protocols=tuple(p.value for p in protocol) if protocol else ("global", "prequential"),
         models=tuple(m.strip() for m in models.split(",") if m.strip()), seed=seed, resamples=resamples,
         workers=workers, score_share=score_share, cache_dir=settings.data_dir / "eval-cache",
-        **({} if tune else {"rank_grid": (), "als_grid": ({"factors": 64, "regularization": 0.05, "alpha": 10.0},)}),
+        **({} if tune else {"rank_grid": {}, "als_grid": ({"factors": 64, "regularization": 0.05, "alpha": 10.0},)}),
     )
     started = time.perf_counter()
     result = run_evaluation(settings, data, config)

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     weight_popularity: float = Field(default=0.25, ge=0, description="FUSIONREC_WEIGHT_POPULARITY: ranking weight of popularity.")
     weight_freshness: float = Field(default=0.1, ge=0, description="FUSIONREC_WEIGHT_FRESHNESS: ranking weight of item freshness.")
     diversity: float = Field(default=0.2, ge=0, le=1, description="FUSIONREC_DIVERSITY: MMR trade-off, 0 = relevance only.")
+    new_item_share: float = Field(
+        default=0.0, ge=0, le=1,
+        description="FUSIONREC_NEW_ITEM_SHARE: share of each list kept for new items that match the user's content.",
+    )
+    new_item_interactions: int = Field(
+        default=5, ge=1, description="FUSIONREC_NEW_ITEM_INTERACTIONS: an item with fewer interactions than this is new.",
+    )
     include_categories: list[str] = Field(
         default_factory=list, description="FUSIONREC_INCLUDE_CATEGORIES: JSON list; only these categories are recommended."
     )

@@ -113,9 +113,10 @@ def markdown(summary: Summary) -> str:
     if ev.als_params:
         lines.append(f"ALS: {ev.als_params}, the best of {len(ev.als_validation)} on the validation split "
                      "(end of training).")
-    if ev.rank_weights:
-        lines.append(f"Hybrid ranking weights: {ev.rank_weights}"
-                     + (" (tuned on the validation split)." if ev.rank_validation else " (from the settings)."))
+    for protocol, weights in ev.rank_weights.items():
+        how = (f"the best of {len(ev.rank_validation[protocol])} on the validation split in this protocol"
+               if protocol in ev.rank_validation else "from the settings")
+        lines.append(f"Hybrid ({protocol}): {weights}, {how}.")
     lines += ["Cells: mean [95% interval, bootstrap over users, "
               f"{ev.config.resamples} resamples, seed {ev.config.seed}].", ""]
     for protocol, outcome in ev.outcomes.items():

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +30,16 @@ logger = logging.getLogger(__name__)
 COLLABORATIVE = ("MostPopular", "RecentPopular", "ItemKNN", "ALS")
 ALS_GRID = [{"factors": f, "regularization": r, "alpha": a} for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 10.0)]
 
-RANK_GRID = [{"content": c, "cooccurrence": o, "diversity": d} for c in (0.3, 1.0) for o in (0.6, 1.2) for d in (0.0, 0.2)]
+# The hybrid's ranking weights, and engine settings, tried per protocol on its validation split.
+# A list made once for the coming weeks (global) rests on what has been popular for days; a list
+# made at each event (prequential) on what the user just did.
+RANK_GRID = {
+    "prequential": [{"content": c, "cooccurrence": o, "diversity": d}
+                    for c in (0.3, 1.0) for o in (0.6, 1.2) for d in (0.0, 0.2)],
+    "global": [{"content": c, "popularity": p, "trending_half_life_s": t}
+               for c in (0.3, 1.0) for p in (0.25, 1.0, 3.0) for t in (3_600.0, 7 * 86_400.0)],
+}
+RANK_FIELDS = frozenset(f.name for f in fields(RankWeights))
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,8 @@ class EvalConfig:
     recent_share: float = 0.1  # RecentPopular's window, as a share of the training period
     als_refit_s: float = 86_400.0
     als_grid: tuple[Mapping[str, float], ...] = tuple(ALS_GRID)
-    rank_grid: tuple[Mapping[str, float], ...] = tuple(RANK_GRID)  # hybrid weights to try; empty: the settings'
+    # per protocol, the hybrid's weights (and engine settings) to try; none: the settings'
+    rank_grid: Mapping[str, Sequence[Mapping[str, float]]] = field(default_factory=lambda: dict(RANK_GRID))
     tune_events: int = 2000  # validation events replayed per point of rank_grid (a score_share of them scored)
     score_share: float = 0.2  # prequential: the share of test events scored (all are learned)
     resamples: int = 1000
@@ -58,8 +68,8 @@ class Evaluation:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     als_params: dict[str, float] = field(default_factory=dict)
     als_validation: list[dict[str, float]] = field(default_factory=list)
-    rank_weights: dict[str, float] = field(default_factory=dict)
-    rank_validation: list[dict[str, float]] = field(default_factory=list)
+    rank_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # per protocol
+    rank_validation: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # per protocol
     skipped: list[str] = field(default_factory=list)
     encoders: dict[str, str] = field(default_factory=dict)
     refused_items: int = 0
@@ -197,18 +207,23 @@ def tune_als(ids: Sequence[str], valid: Split, config: EvalConfig) -> tuple[dict
     return {k: v for k, v in best.items() if k != "recall@20"}, rows
 
 
-def tune_engine(settings: Settings, dataset: Dataset, table: Table, valid: Split,
-                config: EvalConfig) -> tuple[RankWeights, list[dict[str, float]]]:
-    """The hybrid's ranking weights by grid search on the validation split: prequential replay of its
-    first ``config.tune_events`` events where the log has times, else the global protocol; Recall@20."""
-    grid = {str(g): g for g in config.rank_grid}
-    makers = {
-        key: partial(_engine, settings, dataset, "hybrid", *table,
-                     RankWeights(**{**asdict(rank_weights(settings)), **g}))
-        for key, g in grid.items()
-    }
+def tuned_engine(settings: Settings, point: Mapping[str, float]) -> tuple[Settings, RankWeights]:
+    """The settings and ranking weights of one grid point (ranking weights, or else engine settings)."""
+    weights = replace(rank_weights(settings), **{k: v for k, v in point.items() if k in RANK_FIELDS})
+    return settings.model_copy(update={k: v for k, v in point.items() if k not in RANK_FIELDS}), weights
+
+
+def tune_engine(settings: Settings, dataset: Dataset, table: Table, valid: Split, config: EvalConfig,
+                protocol: str) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The hybrid's grid point for ``protocol`` by grid search on the validation split, in that
+    protocol (prequential replay of its first ``config.tune_events`` events); Recall@20."""
+    grid = {str(g): g for g in config.rank_grid.get(protocol, ())}
+    makers = {}
+    for key, g in grid.items():
+        engine_settings, weights = tuned_engine(settings, g)
+        makers[key] = partial(_engine, engine_settings, dataset, "hybrid", *table, weights)
     n_items = len(Catalog(catalog_ids(dataset)))
-    if dataset.timed:
+    if protocol == "prequential":
         outcome = prequential(makers, Split(valid.train, valid.test[: config.tune_events]), n_items,
                               workers=config.workers, score_share=config.score_share, seed=config.seed)
     else:
@@ -218,8 +233,7 @@ def tune_engine(settings: Settings, dataset: Dataset, table: Table, valid: Split
         _, values, _ = tally.arrays("all")
         rows.append({**grid[key], "recall@20": float(values[:, 3].mean()) if len(values) else 0.0})
     best = max(rows, key=lambda r: r["recall@20"])
-    weights = {k: v for k, v in best.items() if k != "recall@20"}
-    return RankWeights(**{**asdict(rank_weights(settings)), **weights}), rows
+    return {k: v for k, v in best.items() if k != "recall@20"}, rows
 
 
 def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evaluation:
@@ -233,17 +247,19 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
     if not wanted or "ALS" in wanted:
         result.als_params, result.als_validation = tune_als(catalog_ids(dataset), valid, config)
         logger.info("ALS tuned on the validation split: %s", result.als_params)
-    rank = rank_weights(settings)
-    if config.rank_grid and (not wanted or any(m.startswith("hybrid") for m in wanted)):
-        rank, result.rank_validation = tune_engine(settings, dataset, tables[main_table(tables)], valid, config)
-        logger.info("hybrid ranking weights tuned on the validation split: %s", rank)
-    result.rank_weights = asdict(rank)
-    makers = model_factories(settings, dataset, tables, split, config, result.als_params, rank)
+    protocols = [p for p in config.protocols if p != "prequential" or dataset.timed]
+    result.skipped += [f"prequential replay: {dataset.name} has no interaction times"
+                       for p in config.protocols if p not in protocols]
     n_items = len(Catalog(catalog_ids(dataset)))
-    for protocol in config.protocols:
-        if protocol == "prequential" and not dataset.timed:
-            result.skipped.append(f"prequential replay: {dataset.name} has no interaction times")
-            continue
+    for protocol in protocols:
+        point: dict[str, float] = {}
+        if config.rank_grid.get(protocol) and (not wanted or any(m.startswith("hybrid") for m in wanted)):
+            point, result.rank_validation[protocol] = tune_engine(
+                settings, dataset, tables[main_table(tables)], valid, config, protocol)
+            logger.info("%s: hybrid tuned on the validation split: %s", protocol, point)
+        engine_settings, rank = tuned_engine(settings, point)
+        result.rank_weights[protocol] = {**asdict(rank), **{k: v for k, v in point.items() if k not in RANK_FIELDS}}
+        makers = model_factories(engine_settings, dataset, tables, split, config, result.als_params, rank)
         if protocol == "global":
             result.outcomes[protocol] = global_split(makers, split, n_items, workers=config.workers)
         else:
@@ -255,5 +271,6 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
 def settings_summary(settings: Settings) -> dict[str, object]:
     keys = ("fusion", "fusion_weights", "profile_half_life_s", "short_term_alpha", "max_interests", "max_queries",
             "rating_midpoint", "event_weights", "weight_content", "weight_cooccurrence", "weight_popularity",
-            "weight_freshness", "diversity", "popularity_half_life_s", "trending_half_life_s", "cooccurrence_window")
+            "weight_freshness", "diversity", "new_item_share", "new_item_interactions", "popularity_half_life_s",
+            "trending_half_life_s", "cooccurrence_window")
     return json.loads(settings.model_dump_json(include=set(keys)))

@@ -73,7 +73,8 @@ def test_evaluate_generic_files_end_to_end(tmp_path: Path) -> None:
     pre = report["protocols"]["prequential"]["models"]
     # The log is built so the text says which genre comes next: reading it must beat popularity.
     assert pre["content:text"]["slices"]["all"]["hit@5"]["mean"] > pre["MostPopular"]["slices"]["all"]["hit@5"]["mean"]
-    assert report["rank_weights"] and len(report["rank_validation"]) > 1 and report["als_params"]
+    assert set(report["rank_weights"]) == set(report["rank_validation"]) == {"global", "prequential"}
+    assert all(len(rows) > 1 for rows in report["rank_validation"].values()) and report["als_params"]
     for png in ("global-metric-vs-k.png", "prequential-metric-vs-k.png", "prequential-over-time.png"):
         assert (tmp_path / "one" / png).stat().st_size > 10_000
 

@@ -154,3 +154,22 @@ def test_emission_only_changed_rate_cap_and_coalescing():
     assert p.offer("v", ["a"], now=5.2, trigger=7) is Decision.EMIT  # users are independent
     always = EmissionPolicy(EmissionConfig(min_interval_s=0.0, only_changed=False))
     assert [always.offer("u", ["a"], now=0.0, trigger=n) for n in range(3)] == [Decision.EMIT] * 3
+
+
+def test_rank_keeps_a_share_of_the_list_for_new_items_that_match_content():
+    cands = {f"hit{n}": Candidate(f"hit{n}", cooccurrence=1.0 - n / 10) for n in range(1, 5)}
+    cands |= {
+        "new1": Candidate("new1", content=0.5, reasons={"content": "similar to X"}),
+        "new2": Candidate("new2", content=0.4),
+        "unmatched": Candidate("unmatched", popularity=0.1),  # new, but nothing says the user would like it
+        "known": Candidate("known", content=0.6),  # matches, but has enough interactions already
+    }
+    counts = {"hit1": 90, "hit2": 80, "hit3": 70, "hit4": 60, "new1": 0, "new2": 4, "unmatched": 0, "known": 5}
+    kw = dict(k=4, catalogue=Catalogue(), exclude=set(), filters=Filters(), now=0.0, interactions=counts)
+    plain = RankWeights(content=0.1, cooccurrence=1, popularity=0.1, diversity=0)
+    assert [r.item_id for r in rank(cands, weights=plain, **kw)] == ["hit1", "hit2", "hit3", "hit4"]
+    shared = RankWeights(**{**plain.__dict__, "new_item_share": 0.5})
+    ranked = rank(cands, weights=shared, **kw)
+    assert [r.item_id for r in ranked] == ["hit1", "hit2", "new1", "new2"]
+    assert ranked[2].reason == "new: similar to X"
+    assert rank(cands, weights=shared, **{**kw, "interactions": None}) == rank(cands, weights=plain, **kw)

@@ -263,3 +263,19 @@ def test_generic_loader_reads_publish_files(tmp_path) -> None:  # noqa: ANN001
     assert [it.id for it in ds.items] == ["a", "b"]
     assert ds.modalities == ("text", "clap") and ds.vector_dims == {"clap": 2}
     assert [e.item for e in ds.events] == ["a", "b"]  # time order, not file order
+
+
+def test_a_grid_point_sets_ranking_weights_and_engine_settings_apart() -> None:
+    from fusionrec.streams.engine import rank_weights
+    from fusionrec.streams.evaluation.run import RANK_GRID, tuned_engine
+    from fusionrec.streams.settings import Settings
+
+    base = Settings(weight_cooccurrence=0.9)
+    settings, weights = tuned_engine(base, {"popularity": 3.0, "trending_half_life_s": 604800.0})
+    assert weights.popularity == 3.0 and weights.cooccurrence == 0.9  # the rest from the settings
+    assert settings.trending_half_life_s == 604800.0 and base.trending_half_life_s != 604800.0
+    assert tuned_engine(base, {}) == (base, rank_weights(base))
+    for protocol, grid in RANK_GRID.items():  # every point names something the engine has
+        for point in grid:
+            tuned_engine(base, point)
+            assert set(point) <= set(weights.__dict__) | set(Settings.model_fields), (protocol, point)
