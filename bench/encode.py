@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -248,7 +249,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for p in procs:
             p.start()
         try:
-            shares = [share for _, share in sorted(results.get() for _ in procs)]
+            by_rank: dict[int, dict[str, Any]] = {}
+            while len(by_rank) < len(procs):
+                try:
+                    rank, share = results.get(timeout=5)
+                    by_rank[rank] = share
+                except queue.Empty:
+                    # a worker that died would leave the others waiting at the barrier for ever
+                    dead = [f"worker {n} exited with {p.exitcode}" for n, p in enumerate(procs) if p.exitcode]
+                    if dead:
+                        raise SystemExit("; ".join(dead)) from None
+            shares = [by_rank[n] for n in range(len(procs))]
+        except BaseException:
+            barrier.abort()  # the others stop waiting for the dead one
+            raise
         finally:
             for p in procs:
                 p.join(timeout=60)
