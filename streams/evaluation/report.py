@@ -96,12 +96,14 @@ class Summary:
                 # "Clearly above": the hybrid's whole interval above the best collaborative baseline's.
                 out.append(Goal(f"{protocol}: cold items, hybrid vs best collaborative baseline, recall@20", r, lo, hi,
                                 1.0, f"hybrid {hybrid}, {best} {other}", met_when=hybrid.low > other.high))  # type: ignore[union-attr]
-            singles = [m for m in models[protocol] if m.startswith("content:") and m != "content:fused"]
-            if "content:fused" in models[protocol] and singles:
+            fusions = ("content:fused", "content:learned")
+            singles = [m for m in models[protocol] if m.startswith("content:") and m not in fusions]
+            for fused in (f for f in fusions if f in models[protocol] and singles):
                 best = self.best(protocol, singles, "recall@20")
-                r, lo, hi = self.ratio(protocol, "content:fused", best, "recall@20")  # type: ignore[arg-type]
-                out.append(Goal(f"{protocol}: fused content vs best single modality, recall@20", r, lo, hi, 1.1,
-                                f"fused {self.get(protocol, 'content:fused', 'recall@20')}, "
+                r, lo, hi = self.ratio(protocol, fused, best, "recall@20")  # type: ignore[arg-type]
+                kind = "learned fusion" if fused == "content:learned" else "fused content"
+                out.append(Goal(f"{protocol}: {kind} vs best single modality, recall@20", r, lo, hi, 1.1,
+                                f"{fused} {self.get(protocol, fused, 'recall@20')}, "
                                 f"{best} {self.get(protocol, best, 'recall@20')}"))  # type: ignore[arg-type]
         return out
 

@@ -14,14 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from fusionrec.agents.ranking import RankWeights
+from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.encoders import EarlyFusion, Encoder, make_blocks
+from fusionrec.encoders.fusion import co_consumption_pairs, train_learned_fusion
 from fusionrec.schemas import ConfigError
 from fusionrec.streams.catalogue import encode_catalogue
 from fusionrec.streams.engine import build_recommender, rank_weights
 from fusionrec.streams.index import ItemVector, MemoryVectorIndex
 from fusionrec.streams.settings import Settings
 
-from .datasets import Dataset
+from .datasets import Dataset, Event
 from .models import ALS, Catalog, EngineModel, ItemKNN, Model, MostPopular, RecentPopular
 from .protocols import Outcome, Split, global_split, labelled_split, prequential, temporal_split
 
@@ -133,6 +135,7 @@ def _engine(settings: Settings, dataset: Dataset, name: str, vectors: Mapping[st
 
 
 Table = tuple[Mapping[str, np.ndarray], Mapping[str, object] | None]  # item vectors, fusion spec
+LEARNED_WINDOW = 3  # items a user chose within this many steps of each other are a training pair
 
 
 def vector_tables(settings: Settings, encoders: Mapping[str, Encoder],
@@ -146,6 +149,22 @@ def vector_tables(settings: Settings, encoders: Mapping[str, Encoder],
         fusion = EarlyFusion(make_blocks(encoders, settings.fusion_weights))
         tables["fused"] = (dict(zip(ids, fusion.fuse([parts[i] for i in ids]), strict=True)), fusion.spec())
     return tables
+
+
+def learned_table(settings: Settings, encoders: Mapping[str, Encoder], parts: Mapping[str, Mapping[str, np.ndarray]],
+                  train: Sequence[Event], seed: int) -> Table | None:
+    """Item vectors through a learned fusion trained on the training events' co-chosen pairs, the
+    way ``fusionrec fusion train`` trains one; None when there are too few pairs."""
+    weights = {**DEFAULT_EVENT_WEIGHTS, **settings.event_weights}
+    pairs = co_consumption_pairs(((e.user, e.item, e.timestamp) for e in train if weights.get(e.kind, 0) > 0),
+                                 window=LEARNED_WINDOW)
+    pairs = [(a, b) for a, b in pairs if parts.get(a) and parts.get(b)]
+    if len(pairs) < 10:
+        return None
+    fusion = train_learned_fusion(make_blocks(encoders, settings.fusion_weights), parts, pairs, seed=seed,
+                                  trained_on=f"{len(pairs)} training pairs")
+    ids = [i for i in parts if parts[i]]
+    return dict(zip(ids, fusion.fuse([parts[i] for i in ids]), strict=True)), fusion.spec()
 
 
 def main_table(tables: Mapping[str, Table]) -> str:
@@ -243,6 +262,10 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
     result.encoders = {m: e.version for m, e in encoders.items()}
     tables = vector_tables(settings, encoders, parts)
     split, valid = splits(dataset, config)
+    if len(encoders) > 1:  # trained on the training events only: nothing of the test period leaks in
+        learned = learned_table(settings, encoders, parts, split.train, config.seed)
+        if learned is not None:
+            tables["learned"] = learned
     wanted = set(config.models)
     if not wanted or "ALS" in wanted:
         result.als_params, result.als_validation = tune_als(catalog_ids(dataset), valid, config)

@@ -279,3 +279,21 @@ def test_a_grid_point_sets_ranking_weights_and_engine_settings_apart() -> None:
         for point in grid:
             tuned_engine(base, point)
             assert set(point) <= set(weights.__dict__) | set(Settings.model_fields), (protocol, point)
+
+
+def test_learned_fusion_is_trained_on_training_pairs_only_and_covers_every_item() -> None:
+    from fusionrec.encoders import VectorPassThrough
+    from fusionrec.streams.evaluation.run import learned_table
+    from fusionrec.streams.settings import Settings
+
+    rng = np.random.default_rng(0)
+    encoders = {"a": VectorPassThrough("a", 8), "b": VectorPassThrough("b", 4)}
+    parts = {f"i{n}": {"a": rng.normal(size=8).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)}
+             for n in range(20)}
+    parts["only-a"] = {"a": rng.normal(size=8).astype(np.float32)}  # a missing modality still gets a vector
+    train = [Event(f"e{u}-{s}", f"u{u}", f"i{(u + s) % 20}", float(s), InteractionType.PLAY)
+             for u in range(30) for s in range(4)]
+    vectors, spec = learned_table(Settings(), encoders, parts, train, seed=0)
+    assert set(vectors) == set(parts) and spec["kind"] == "learned"
+    assert all(abs(np.linalg.norm(v) - 1) < 1e-4 for v in vectors.values())
+    assert learned_table(Settings(), encoders, parts, train[:3], seed=0) is None  # too few pairs to learn from
