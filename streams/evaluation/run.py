@@ -152,12 +152,14 @@ def vector_tables(settings: Settings, encoders: Mapping[str, Encoder],
 
 
 def learned_table(settings: Settings, encoders: Mapping[str, Encoder], parts: Mapping[str, Mapping[str, np.ndarray]],
-                  train: Sequence[Event], seed: int) -> Table | None:
+                  train: Sequence[Event], seed: int, *, timed: bool = True) -> Table | None:
     """Item vectors through a learned fusion trained on the training events' co-chosen pairs, the
-    way ``fusionrec fusion train`` trains one; None when there are too few pairs."""
+    way ``fusionrec fusion train`` trains one; None when there are too few pairs. Without times
+    (``timed=False``) a user's items are paired in a seeded random order, not as the file lists them."""
     weights = {**DEFAULT_EVENT_WEIGHTS, **settings.event_weights}
-    pairs = co_consumption_pairs(((e.user, e.item, e.timestamp) for e in train if weights.get(e.kind, 0) > 0),
-                                 window=LEARNED_WINDOW)
+    times = [e.timestamp for e in train] if timed else np.random.default_rng(seed).permutation(len(train)).tolist()
+    pairs = co_consumption_pairs(((e.user, e.item, float(t)) for e, t in zip(train, times, strict=True)
+                                  if weights.get(e.kind, 0) > 0), window=LEARNED_WINDOW)
     pairs = [(a, b) for a, b in pairs if parts.get(a) and parts.get(b)]
     if len(pairs) < 10:
         return None
@@ -263,7 +265,7 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
     tables = vector_tables(settings, encoders, parts)
     split, valid = splits(dataset, config)
     if len(encoders) > 1:  # trained on the training events only: nothing of the test period leaks in
-        learned = learned_table(settings, encoders, parts, split.train, config.seed)
+        learned = learned_table(settings, encoders, parts, split.train, config.seed, timed=dataset.timed)
         if learned is not None:
             tables["learned"] = learned
     wanted = set(config.models)
