@@ -100,6 +100,40 @@ def freshness(updated_at: float, now: float, half_life_s: float) -> float:
     return math.pow(2.0, -max(now - updated_at, 0.0) / half_life_s)
 
 
+def blend(c: Candidate, info: ItemInfo | None, weights: RankWeights, now: float) -> tuple[float, str]:
+    """``c``'s weighted score and the reason of its largest weighted signal.
+
+    >>> blend(Candidate("a", content=0.5, popularity=1.0, reasons={"content": "like X", "popularity": "hot"}),
+    ...       None, RankWeights(content=1.0, popularity=0.25), now=0.0)
+    (0.75, 'like X')
+    """
+    parts = {
+        "content": weights.content * c.content,
+        "cooccurrence": weights.cooccurrence * c.cooccurrence,
+        "popularity": weights.popularity * c.popularity,
+    }
+    fresh = weights.freshness * freshness(info.updated_at if info else 0.0, now, weights.freshness_half_life_s)
+    main = max(parts, key=lambda p: parts[p])
+    return sum(parts.values()) + fresh, c.reasons.get(main, "")
+
+
+def shortlist(candidates: Mapping[str, Candidate], n: int, *, weights: RankWeights, catalogue: Catalogue,
+              exclude: Container[str], filters: Filters, now: float) -> list[str]:
+    """The ``n`` allowed candidates with the best weighted scores: what :func:`rank` then orders.
+
+    Cut by the weighted blend, not by raw signals: with popularity weighted 0, a popular item
+    must not take the place of a content match.
+
+    >>> cands = {"pop": Candidate("pop", popularity=1.0), "match": Candidate("match", content=0.3)}
+    >>> shortlist(cands, 1, weights=RankWeights(popularity=0.0), catalogue=Catalogue(), exclude=set(),
+    ...           filters=Filters(), now=0.0)
+    ['match']
+    """
+    scored = [(i, blend(c, info, weights, now)[0]) for i, c in candidates.items()
+              if i not in exclude and filters.allows(info := catalogue.get(i))]
+    return [i for i, _ in sorted(scored, key=lambda t: (-t[1], t[0]))[:n]]
+
+
 def rank(
     candidates: Mapping[str, Candidate],
     *,
@@ -136,14 +170,7 @@ def rank(
         info = catalogue.get(item_id)
         if item_id in exclude or not filters.allows(info):
             continue
-        parts = {
-            "content": weights.content * c.content,
-            "cooccurrence": weights.cooccurrence * c.cooccurrence,
-            "popularity": weights.popularity * c.popularity,
-        }
-        fresh = weights.freshness * freshness(info.updated_at if info else 0.0, now, weights.freshness_half_life_s)
-        main = max(parts, key=lambda p: parts[p])
-        pool.append((item_id, sum(parts.values()) + fresh, c.reasons.get(main, "")))
+        pool.append((item_id, *blend(c, info, weights, now)))
     pool.sort(key=lambda t: (-t[1], t[0]))
     if weights.new_item_share and interactions is not None:
         new = [t for t in pool if interactions.get(t[0], 0) < weights.new_item_interactions

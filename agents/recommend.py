@@ -30,7 +30,7 @@ from fusionrec.streams.sinks import EventSink
 
 from .emission import Decision, EmissionConfig, EmissionPolicy
 from .profile import ProfileModel, ProfileState
-from .ranking import Candidate, Filters, RankWeights, overfetch, rank
+from .ranking import Candidate, Filters, RankWeights, overfetch, rank, shortlist
 from .routing import dead_letter, internal_error, retry_unavailable
 from .stats import Catalogue, ItemInfo, ItemStats
 
@@ -197,9 +197,9 @@ class Recommender:
             for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
                 candidates[item_id].popularity = max(candidates[item_id].popularity, score)
             catalogue = self.views.catalogue
-            pool = sorted((i for i in candidates if i not in seen),
-                          key=lambda i: -max(candidates[i].content, candidates[i].cooccurrence,
-                                             candidates[i].popularity))[: 4 * k]
+            filters = filters or self.filters
+            pool = shortlist(candidates, 4 * k, weights=self.weights, catalogue=catalogue, exclude=seen,
+                             filters=filters, now=now)
             interactions = None
             if self.weights.new_item_share:
                 counts = self.views.stats.counts
@@ -213,7 +213,7 @@ class Recommender:
         with self.views.lock:
             ranked = rank(
                 {i: candidates[i] for i in pool}, k=k, weights=self.weights, catalogue=catalogue, exclude=seen,
-                filters=filters or self.filters, now=now, vectors=vectors, interactions=interactions,
+                filters=filters, now=now, vectors=vectors, interactions=interactions,
             )
         return Recommendation(
             user_id=user_id,

@@ -6,7 +6,7 @@ import pytest
 
 from fusionrec.agents.emission import Decision, EmissionConfig, EmissionPolicy
 from fusionrec.agents.profile import ProfileConfig, ProfileModel, ProfileState
-from fusionrec.agents.ranking import Candidate, Filters, RankWeights, freshness, rank
+from fusionrec.agents.ranking import Candidate, Filters, RankWeights, freshness, rank, shortlist
 from fusionrec.agents.stats import Catalogue, DecayedCounter, ItemInfo, ItemStats
 from fusionrec.schemas import InteractionType as T
 
@@ -173,3 +173,16 @@ def test_rank_keeps_a_share_of_the_list_for_new_items_that_match_content():
     assert [r.item_id for r in ranked] == ["hit1", "hit2", "new1", "new2"]
     assert ranked[2].reason == "new: similar to X"
     assert rank(cands, weights=shared, **{**kw, "interactions": None}) == rank(cands, weights=plain, **kw)
+
+
+def test_shortlist_cuts_by_weighted_score_and_leaves_out_filtered_items():
+    cands = {f"pop{n}": Candidate(f"pop{n}", popularity=1.0 - n / 1000) for n in range(100)}
+    cands |= {"match": Candidate("match", content=0.2), "hidden": Candidate("hidden", content=0.9)}
+    catalogue = Catalogue()
+    catalogue.learn_one("hidden", ItemInfo(category="news"))
+    kw = dict(catalogue=catalogue, exclude={"pop0"}, filters=Filters(exclude_categories=frozenset({"news"})), now=0.0)
+    content_only = shortlist(cands, 80, weights=RankWeights(content=1, popularity=0, freshness=0), **kw)
+    assert content_only[0] == "match" and "hidden" not in content_only and "pop0" not in content_only
+    assert len(content_only) == 80
+    popular = shortlist(cands, 80, weights=RankWeights(content=0.1, popularity=1, freshness=0), **kw)
+    assert popular[:2] == ["pop1", "pop2"] and "match" not in popular
