@@ -158,7 +158,7 @@ def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int =
     torch_threads = args.torch_threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
     encoders = load_encoders(modalities, text_model=args.text_model, image_model=args.image_model,
                              model_dir=args.model_dir, device=args.device, batch_size=args.batch,
-                             threads=torch_threads)
+                             threads=torch_threads, compile=args.compile)
     device = next(iter(encoders.values())).device
     fusion = make_fusion("early", encoders)
     limits = MediaLimits(video_frames=args.video_frames)
@@ -275,6 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first = shares[0]
     return {"device": first["device"], "precision": first["precision"], "fp16_vs_fp32_min_cosine": first["agreement"],
             "batch": args.batch, "workers": args.workers, "threads": args.threads, "video_frames": args.video_frames,
+            "compiled": args.compile and first["precision"] == "fp16",
             "versions": first["versions"], "results": rows}
 
 
@@ -339,6 +340,8 @@ def main() -> None:
     ap.add_argument("--text-model", default="all-MiniLM-L6-v2")
     ap.add_argument("--image-model", default="efficientnet-lite0")
     ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                    help="torch.compile the image backbone on CUDA (FUSIONREC_COMPILE_MODELS)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
     args = ap.parse_args()
     report = run(args)

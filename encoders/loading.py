@@ -63,11 +63,12 @@ MODALITIES = ("text", "image", "audio", "video")
 def load_encoders(
     modalities: Sequence[str], *, text_model: str = DEFAULT_TEXT_MODEL, image_model: str = "efficientnet-lite0",
     audio_model: str = "librosa", vector_dims: Mapping[str, int] | None = None, model_dir: Path | None = None,
-    device: str = "auto", batch_size: int = 64, threads: int | None = None,
+    device: str = "auto", batch_size: int = 64, threads: int | None = None, compile: bool = False,
 ) -> dict[str, Encoder]:
     """One encoder per enabled modality, in a fixed order, then one pass-through per declared vector.
 
     A video encoder reuses the image and audio encoders (loading them if those modalities are off).
+    ``compile`` compiles the image backbone with torch.compile when it runs on CUDA.
     """
     unknown = set(modalities) - set(MODALITIES)
     if unknown:
@@ -80,7 +81,7 @@ def load_encoders(
     if "image" in modalities or "video" in modalities:
         from .image import load_image_encoder
 
-        image = load_image_encoder(image_model, **common)
+        image = load_image_encoder(image_model, **common, compile=compile)
     if "audio" in modalities or "video" in modalities:
         from .audio import load_audio_encoder
 

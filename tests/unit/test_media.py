@@ -1,6 +1,7 @@
-"""The media policy and the decode checks, on local files and made-up host names (no network)."""
+"""The media policy, the decode checks and image batching, on local files and made-up host names (no network)."""
 
 
+import numpy as np
 import pytest
 
 from fusionrec.agents.encode_items import check_vectors
@@ -148,3 +149,23 @@ def test_ready_made_vectors_are_declared_sized_and_finite(vectors, ok):
         check_vectors(item, {"clip": 4})
     else:
         assert code_of(lambda: check_vectors(item, {"clip": 4})) is ErrorCode.BAD_VECTOR
+
+
+def test_padded_image_batches_give_each_image_the_vector_it_gets_alone():
+    # A compiled backbone runs batches padded to a few fixed sizes: the padding must not leak into
+    # the real rows, nor come back as extra rows.
+    import torch
+
+    from fusionrec.encoders.image import TorchImageEncoder
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.AdaptiveAvgPool2d(1))
+    enc = TorchImageEncoder(net, name="tiny", size=16, device="cpu", batch_size=32)
+    images = [np.random.default_rng(n).integers(0, 256, (16, 16, 3), dtype=np.uint8) for n in range(5)]
+    with torch.inference_mode():
+        padded = enc._features(images, padded=True)
+        unpadded = enc._features(images, padded=False)
+        alone = enc._features(images[2:3], padded=False)
+    assert padded.shape == (5, 4)
+    np.testing.assert_allclose(padded, unpadded, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(padded[2], alone[0], rtol=1e-5, atol=1e-6)
