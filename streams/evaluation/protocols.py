@@ -180,7 +180,7 @@ def _global_job(p: GlobalPlan, make: Callable[[], Model], progress: Callable[[in
 @dataclass(frozen=True)
 class ReplayPlan:
     split: Split
-    plan: list[tuple[bool, bool, bool]]  # per test event: scored, cold item, cold user
+    plan: list[tuple[bool, bool, bool]]  # per test event: in the sample, scored for the cold-item slice, cold user
     column: dict[str, int]
     kmax: int
 
@@ -190,17 +190,18 @@ def _replay_job(p: ReplayPlan, make: Callable[[], Model], progress: Callable[[in
     model = make()
     _learn(model, p.split.train, progress)
     tally = Tally()
-    for n, (e, (scored, cold_item, cold_user)) in enumerate(zip(p.split.test, p.plan, strict=True), 1):
+    for n, (e, (sampled, cold_item, cold_user)) in enumerate(zip(p.split.test, p.plan, strict=True), 1):
         model.tick(e.timestamp)
-        if scored:
+        if sampled or cold_item:
             recs = model.recommend(e.user, p.kmax, e.timestamp)
-            tally.lists.append(recs)
             values = score_list(recs, (e.item,))
-            tally.add("all", p.column[e.user], values, e.timestamp)
+            if sampled:
+                tally.lists.append(recs)
+                tally.add("all", p.column[e.user], values, e.timestamp)
+                if cold_user:
+                    tally.add("cold_users", p.column[e.user], values, e.timestamp)
             if cold_item:
                 tally.add("cold_items", p.column[e.user], values, e.timestamp)
-            if cold_user:
-                tally.add("cold_users", p.column[e.user], values, e.timestamp)
         model.learn_one(e)
         if n % STEP == 0:
             progress(STEP)
@@ -240,7 +241,8 @@ def prequential(models: Mapping[str, Callable[[], Model]], split: Split, n_items
     user's list, score it against the item the user chose, and only then let the model learn the
     event. An item the user had already chosen is learned but not scored (lists never repeat seen
     items). With ``score_share`` < 1 every event is still learned, but only a seeded random share
-    of them is asked about and scored (the same events for every model)."""
+    of them is asked about and scored (the same events for every model); events on cold items are
+    rare, so the cold-item slice scores every one of them, sampled or not."""
     seen: dict[str, set[str]] = defaultdict(set)
     item_counts: Counter[str] = Counter()
     user_counts: Counter[str] = Counter()
@@ -254,12 +256,12 @@ def prequential(models: Mapping[str, Callable[[], Model]], split: Split, n_items
     sample = np.random.default_rng(seed).random(len(split.test)) < score_share
     for e, sampled in zip(split.test, sample, strict=True):
         new = e.item not in seen[e.user]
-        plan.append((new and bool(sampled), item_counts[e.item] < COLD, user_counts[e.user] < COLD))
+        plan.append((new and bool(sampled), new and item_counts[e.item] < COLD, user_counts[e.user] < COLD))
         repeats += not new
         seen[e.user].add(e.item)
         item_counts[e.item] += 1
         user_counts[e.user] += 1
-    users = sorted({e.user for e, p in zip(split.test, plan, strict=True) if p[0]})
+    users = sorted({e.user for e, p in zip(split.test, plan, strict=True) if p[0] or p[1]})
     column = {u: n for n, u in enumerate(users)}
     pplan = ReplayPlan(split, plan, column, kmax)
     done = run_jobs([partial(_replay_job, pplan, m) for m in models.values()],
@@ -267,6 +269,7 @@ def prequential(models: Mapping[str, Callable[[], Model]], split: Split, n_items
     tallies = dict(zip(models, done, strict=True))
     scored = sum(1 for p in plan if p[0])
     notes = [f"{len(plan):,} test events replayed in time order, every one learned; {scored:,} of them scored "
-             + (f"(a seeded {score_share:.0%} sample) " if score_share < 1 else "") + f"over {len(users):,} users"
+             + (f"(a seeded {score_share:.0%} sample; every one of the {sum(1 for p in plan if p[1]):,} events on a "
+                f"cold item is scored for that slice) " if score_share < 1 else "") + f"over {len(users):,} users"
              + (f"; {repeats:,} repeat choices learned but never scored" if repeats else "")]
     return Outcome("prequential", tallies, users, n_items, notes)

@@ -119,6 +119,8 @@ def markdown(summary: Summary) -> str:
         how = (f"the best of {len(ev.rank_validation[protocol])} on the validation split in this protocol"
                if protocol in ev.rank_validation else "from the settings")
         lines.append(f"Hybrid ({protocol}): {weights}, {how}.")
+    if ev.hybrid_table:
+        lines.append(f"The hybrid ranks with the `{ev.hybrid_table}` item vectors; `hybrid:<table>` rows use the others.")
     lines += ["Cells: mean [95% interval, bootstrap over users, "
               f"{ev.config.resamples} resamples, seed {ev.config.seed}].", ""]
     for protocol, outcome in ev.outcomes.items():
@@ -154,8 +156,8 @@ def to_json(summary: Summary, settings: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "dataset": ev.dataset.name, "description": ev.dataset.describe(), "encoders": ev.encoders,
         "refused_items": ev.refused_items, "seed": ev.config.seed, "resamples": ev.config.resamples,
-        "als_params": ev.als_params, "als_validation": ev.als_validation, "rank_weights": ev.rank_weights,
-        "rank_validation": ev.rank_validation, "skipped": ev.skipped, "settings": settings, "protocols": {},
+        "als_params": ev.als_params, "als_validation": ev.als_validation, "hybrid_table": ev.hybrid_table,
+        "rank_weights": ev.rank_weights, "rank_validation": ev.rank_validation, "skipped": ev.skipped, "settings": settings, "protocols": {},
         "goals": [{"goal": g.text, "ratio": g.ratio, "low": g.low, "high": g.high, "target": g.target, "met": g.met,
                    "detail": g.detail} for g in summary.goals()],
     }

@@ -39,7 +39,7 @@ RANK_GRID = {
     "prequential": [{"content": c, "cooccurrence": o, "diversity": d}
                     for c in (0.3, 1.0) for o in (0.6, 1.2) for d in (0.0, 0.2)],
     "global": [{"content": c, "popularity": p, "trending_half_life_s": t}
-               for c in (0.3, 1.0) for p in (0.25, 1.0, 3.0) for t in (3_600.0, 7 * 86_400.0)],
+               for c in (0.3, 1.0) for p in (1.0, 3.0, 10.0) for t in (2 * 86_400.0, 7 * 86_400.0)],
 }
 RANK_FIELDS = frozenset(f.name for f in fields(RankWeights))
 
@@ -73,6 +73,7 @@ class Evaluation:
     rank_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # per protocol
     rank_validation: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # per protocol
     skipped: list[str] = field(default_factory=list)
+    hybrid_table: str = ""  # the item vectors the hybrid ranks with (see main_table)
     encoders: dict[str, str] = field(default_factory=dict)
     refused_items: int = 0
 
@@ -170,7 +171,9 @@ def learned_table(settings: Settings, encoders: Mapping[str, Encoder], parts: Ma
 
 
 def main_table(tables: Mapping[str, Table]) -> str:
-    return "fused" if "fused" in tables else next(iter(tables))
+    """The hybrid's table: the learned fusion when there was data to train one (as a deployment with
+    an interaction log would serve ``FUSIONREC_FUSION=learned``), else early fusion, else the one modality."""
+    return next((t for t in ("learned", "fused") if t in tables), next(iter(tables)))
 
 
 def model_factories(settings: Settings, dataset: Dataset, tables: Mapping[str, Table], split: Split,
@@ -195,6 +198,9 @@ def model_factories(settings: Settings, dataset: Dataset, tables: Mapping[str, T
                 makers[f"hybrid:{m}"] = partial(_engine, settings, dataset, f"hybrid:{m}", vecs, spec, rank)
     makers["hybrid:no-content"] = partial(_engine, settings, dataset, "hybrid:no-content", *tables[best],
                                           replace(rank, content=0.0))
+    if rank.new_item_share:
+        makers["hybrid:no-new-items"] = partial(_engine, settings, dataset, "hybrid:no-new-items", *tables[best],
+                                                replace(rank, new_item_share=0.0))
     if config.models:
         unknown = set(config.models) - set(makers)
         if unknown:
@@ -276,11 +282,15 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
     result.skipped += [f"prequential replay: {dataset.name} has no interaction times"
                        for p in config.protocols if p not in protocols]
     n_items = len(Catalog(catalog_ids(dataset)))
+    result.hybrid_table = main_table(tables)
+    tune_table = tables[result.hybrid_table]
+    if result.hybrid_table == "learned" and any(config.rank_grid.get(p) for p in protocols):
+        # The test split's learned fusion has seen the validation period: tune on one that has not.
+        tune_table = learned_table(settings, encoders, parts, valid.train, config.seed, timed=dataset.timed) or tune_table
     for protocol in protocols:
         point: dict[str, float] = {}
         if config.rank_grid.get(protocol) and (not wanted or any(m.startswith("hybrid") for m in wanted)):
-            point, result.rank_validation[protocol] = tune_engine(
-                settings, dataset, tables[main_table(tables)], valid, config, protocol)
+            point, result.rank_validation[protocol] = tune_engine(settings, dataset, tune_table, valid, config, protocol)
             logger.info("%s: hybrid tuned on the validation split: %s", protocol, point)
         engine_settings, rank = tuned_engine(settings, point)
         result.rank_weights[protocol] = {**asdict(rank), **{k: v for k, v in point.items() if k not in RANK_FIELDS}}

@@ -159,6 +159,23 @@ def test_prequential_scores_the_next_choice() -> None:
     assert len(values) == 16 and hit1.mean() == 1.0  # a then b then c then d: always the most popular unseen
 
 
+def test_prequential_sample_keeps_every_cold_item_event_in_its_slice_only() -> None:
+    # 200 test events on 20 well-known items, then one first choice of each of 10 brand-new items.
+    train = [ev(n, f"u{n % 7}", f"old{n % 20}", float(n)) for n in range(140)]
+    test = [ev(1000 + n, f"v{n}", f"old{n % 20}", 200.0 + n) for n in range(200)]
+    test += [ev(2000 + n, f"w{n}", f"new{n}", 500.0 + n) for n in range(10)]
+    catalog = Catalog([f"old{n}" for n in range(20)] + [f"new{n}" for n in range(10)])
+    _SPIES.clear()
+    out = prequential({"spy": make_spy}, Split(train, test), 30, workers=1, score_share=0.1, seed=1)
+    tally = out.tallies["spy"]
+    in_sample = len(tally.arrays("all")[1])
+    assert 5 < in_sample < 40  # about 10% of 210
+    assert len(tally.arrays("cold_items")[1]) == 10  # all of them, sampled or not
+    sampled_cold = sum(1 for t in tally.times["all"] if t >= 500.0)
+    assert _SPIES[-1].asked == in_sample + 10 - sampled_cold  # a sampled cold event is asked once
+    assert len(tally.lists) == in_sample  # coverage counts the uniform sample only
+
+
 def test_global_split_scores_only_users_with_history_and_new_items() -> None:
     train = [ev(0, "u1", "a", 0), ev(1, "u1", "b", 1), ev(2, "u2", "a", 2), ev(7, "u4", "c", 2)]
     test = [ev(3, "u1", "a", 3), ev(4, "u1", "c", 4), ev(5, "u3", "c", 5), ev(6, "u2", "b", 6)]
