@@ -96,7 +96,7 @@ class TorchImageEncoder:
         try:
             with torch.inference_mode():
                 self._features([np.zeros((self.size, self.size, 3), np.uint8)], padded=True)
-        except Exception as exc:  # inductor raises many kinds (missing compiler, Triton, CUDA arch)
+        except Exception as exc:  # noqa: BLE001 - inductor fails in many ways (compiler, Triton, CUDA arch)
             logger.warning("cannot compile %s, running it eagerly: %s", type(eager).__name__, exc)
             self._model = eager
             return False

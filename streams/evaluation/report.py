@@ -157,7 +157,8 @@ def to_json(summary: Summary, settings: dict[str, Any]) -> dict[str, Any]:
         "dataset": ev.dataset.name, "description": ev.dataset.describe(), "encoders": ev.encoders,
         "refused_items": ev.refused_items, "seed": ev.config.seed, "resamples": ev.config.resamples,
         "als_params": ev.als_params, "als_validation": ev.als_validation, "hybrid_table": ev.hybrid_table,
-        "rank_weights": ev.rank_weights, "rank_validation": ev.rank_validation, "skipped": ev.skipped, "settings": settings, "protocols": {},
+        "rank_weights": ev.rank_weights, "rank_validation": ev.rank_validation, "skipped": ev.skipped,
+        "settings": settings, "protocols": {},
         "goals": [{"goal": g.text, "ratio": g.ratio, "low": g.low, "high": g.high, "target": g.target, "met": g.met,
                    "detail": g.detail} for g in summary.goals()],
     }

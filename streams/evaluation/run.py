@@ -283,13 +283,16 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
                        for p in config.protocols if p not in protocols]
     n_items = len(Catalog(catalog_ids(dataset)))
     result.hybrid_table = main_table(tables)
-    tune_table = tables[result.hybrid_table]
-    if result.hybrid_table == "learned" and any(config.rank_grid.get(p) for p in protocols):
-        # The test split's learned fusion has seen the validation period: tune on one that has not.
-        tune_table = learned_table(settings, encoders, parts, valid.train, config.seed, timed=dataset.timed) or tune_table
+    tune_table: Table | None = None
     for protocol in protocols:
         point: dict[str, float] = {}
         if config.rank_grid.get(protocol) and (not wanted or any(m.startswith("hybrid") for m in wanted)):
+            if tune_table is None:
+                tune_table = tables[result.hybrid_table]
+                if result.hybrid_table == "learned":
+                    # The test split's learned fusion has seen the validation period: tune on one that has not.
+                    tune_table = learned_table(settings, encoders, parts, valid.train, config.seed,
+                                               timed=dataset.timed) or tune_table
             point, result.rank_validation[protocol] = tune_engine(settings, dataset, tune_table, valid, config, protocol)
             logger.info("%s: hybrid tuned on the validation split: %s", protocol, point)
         engine_settings, rank = tuned_engine(settings, point)
