@@ -39,7 +39,7 @@ RANK_GRID = {
     "prequential": [{"content": c, "cooccurrence": o, "diversity": d}
                     for c in (0.3, 1.0) for o in (0.6, 1.2) for d in (0.0, 0.2)],
     "global": [{"content": c, "popularity": p, "trending_half_life_s": t}
-               for c in (0.3, 1.0) for p in (1.0, 3.0, 10.0) for t in (2 * 86_400.0, 7 * 86_400.0)],
+               for c in (0.3, 1.0) for p in (0.25, 1.0, 3.0, 10.0) for t in (2 * 86_400.0, 7 * 86_400.0)],
 }
 RANK_FIELDS = frozenset(f.name for f in fields(RankWeights))
 
