@@ -82,25 +82,25 @@ class TorchImageEncoder:
         with torch.inference_mode():
             probe = self._model(torch.zeros(1, 3, size, size, device=self.device, dtype=self._dtype))
         self.dim = int(probe.reshape(1, -1).shape[1])
-        self._compiled = compile and self._half and self._compile()
+        self._compiled = False  # batches padded to batch_bucket sizes
+        if compile and self._half:
+            self._compile()
         self.version = f"{name}@{self.dim}"
         self.space = space or self.version
         logger.info("image model %s loaded on %s (%s)", self.version, self.device, "fp16" if self._half else "fp32")
 
-    def _compile(self) -> bool:
+    def _compile(self) -> None:
         """torch.compile the model (fused kernels: 2.3x the images/s of eager fp16 EfficientNet-Lite0
         on an H100). Batches are padded to a few fixed sizes (see :func:`batch_bucket`), each compiled
         once (about 10 s) on first use; a toolchain that cannot compile leaves the model eager."""
         eager = self._model
-        self._model = torch.compile(eager, dynamic=False)
+        self._model, self._compiled = torch.compile(eager, dynamic=False), True
         try:
             with torch.inference_mode():
-                self._features([np.zeros((self.size, self.size, 3), np.uint8)], padded=True)
+                self._features([np.zeros((self.size, self.size, 3), np.uint8)])
         except Exception as exc:  # noqa: BLE001 - inductor fails in many ways (compiler, Triton, CUDA arch)
             logger.warning("cannot compile %s, running it eagerly: %s", type(eager).__name__, exc)
-            self._model = eager
-            return False
-        return True
+            self._model, self._compiled = eager, False
 
     def prepare(self, raw: Image) -> np.ndarray:
         return center_square(raw, self.size)
@@ -108,10 +108,10 @@ class TorchImageEncoder:
     def encode(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         return encode_in_chunks(batch, self.batch_size, self.dim, self._features, "image")
 
-    def _features(self, images: Sequence[np.ndarray], *, padded: bool | None = None) -> np.ndarray:
+    def _features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         n = len(images)
         batch = np.stack(images)
-        if self._compiled if padded is None else padded:
+        if self._compiled:
             # Zero rows only change their own outputs (no batch statistics at inference).
             batch = np.concatenate([batch, np.zeros((batch_bucket(n, self.batch_size) - n, *batch.shape[1:]),
                                                     np.uint8)])
