@@ -37,6 +37,10 @@ class RankWeights:
     freshness: float = 0.1
     diversity: float = 0.2
     freshness_half_life_s: float = 7 * 86_400.0
+    # A popular item first chosen recently is popular on the way up (a new release catching on):
+    # its popularity counts up to 1 + newness times, the boost halving every half-life of its age.
+    newness: float = 0.0
+    newness_half_life_s: float = 14 * 86_400.0
     # The share of each list kept for new items (fewer than ``new_item_interactions`` interactions)
     # that match the user's content: collaborative signals cannot rank what nobody has chosen yet.
     new_item_share: float = 0.0
@@ -74,6 +78,7 @@ class Candidate:
     content: float = 0.0
     cooccurrence: float = 0.0
     popularity: float = 0.0
+    first_seen: float = 0.0  # epoch seconds of the item's first interaction; 0 when unknown
     reasons: dict[str, str] = field(default_factory=dict)  # signal -> reason text
 
     def add(self, signal: str, score: float, reason: str) -> None:
@@ -106,11 +111,19 @@ def blend(c: Candidate, info: ItemInfo | None, weights: RankWeights, now: float)
     >>> blend(Candidate("a", content=0.5, popularity=1.0, reasons={"content": "like X", "popularity": "hot"}),
     ...       None, RankWeights(content=1.0, popularity=0.25), now=0.0)
     (0.75, 'like X')
+
+    With ``newness``, popularity counts more the younger the item (its age: ``now - first_seen``;
+    no boost when the first interaction is unknown, 0):
+
+    >>> w = RankWeights(content=0.0, popularity=1.0, freshness=0.0, newness=1.0, newness_half_life_s=10.0)
+    >>> [blend(Candidate("a", popularity=0.5, first_seen=t), None, w, now=30.0)[0] for t in (30.0, 20.0, 0.0)]
+    [1.0, 0.75, 0.5]
     """
+    boost = 1.0 + weights.newness * freshness(c.first_seen, now, weights.newness_half_life_s)
     parts = {
         "content": weights.content * c.content,
         "cooccurrence": weights.cooccurrence * c.cooccurrence,
-        "popularity": weights.popularity * c.popularity,
+        "popularity": weights.popularity * c.popularity * boost,
     }
     fresh = weights.freshness * freshness(info.updated_at if info else 0.0, now, weights.freshness_half_life_s)
     main = max(parts, key=lambda p: parts[p])

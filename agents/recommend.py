@@ -194,8 +194,11 @@ class Recommender:
             for category in sorted(recent_categories):
                 for item_id, score in self.views.stats.popular(self.per_source // 2, category=category):
                     cand(item_id).add("popularity", score, f"popular in {category}")
+            first_seen = self.views.stats.first_seen
             for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
-                candidates[item_id].popularity = max(candidates[item_id].popularity, score)
+                c = candidates[item_id]
+                c.popularity = max(c.popularity, score)
+                c.first_seen = first_seen.get(item_id, 0.0)
             catalogue = self.views.catalogue
             filters = filters or self.filters
             pool = shortlist(candidates, 4 * k, weights=self.weights, catalogue=catalogue, exclude=seen,

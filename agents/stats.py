@@ -128,6 +128,7 @@ class ItemStats:
         self.trending = DecayedCounter(trending_half_life_s)
         self.by_category: dict[str, DecayedCounter] = defaultdict(lambda: DecayedCounter(trending_half_life_s))
         self.counts: dict[str, int] = defaultdict(int)
+        self.first_seen: dict[str, float] = {}  # item -> time of its first counted interaction
         self.cooc: dict[str, dict[str, float]] = defaultdict(dict)
         self._recent: OrderedDict[str, list[str]] = OrderedDict()
         self._seen_events: OrderedDict[str, None] = OrderedDict()
@@ -146,6 +147,7 @@ class ItemStats:
         if weight <= 0:
             return True  # skips and dislikes say nothing about what is popular or goes together
         self.counts[item] += 1
+        self.first_seen[item] = min(now, self.first_seen.get(item, now))
         self.popularity.add(item, weight, now=now)
         self.trending.add(item, weight, now=now)
         if category:

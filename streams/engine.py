@@ -25,6 +25,7 @@ def rank_weights(settings: Settings) -> RankWeights:
         content=settings.weight_content, cooccurrence=settings.weight_cooccurrence,
         popularity=settings.weight_popularity, freshness=settings.weight_freshness, diversity=settings.diversity,
         new_item_share=settings.new_item_share, new_item_interactions=settings.new_item_interactions,
+        newness=settings.weight_newness, newness_half_life_s=settings.newness_half_life_s,
     )
 
 

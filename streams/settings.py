@@ -172,6 +172,14 @@ class Settings(BaseSettings):
     )
     weight_popularity: float = Field(default=0.25, ge=0, description="FUSIONREC_WEIGHT_POPULARITY: ranking weight of popularity.")
     weight_freshness: float = Field(default=0.1, ge=0, description="FUSIONREC_WEIGHT_FRESHNESS: ranking weight of item freshness.")
+    weight_newness: float = Field(
+        default=0.0, ge=0, description="FUSIONREC_WEIGHT_NEWNESS: an item first chosen just now counts up to 1 + this "
+        "times its popularity (new releases catching on); 0 = no boost.",
+    )
+    newness_half_life_s: float = Field(
+        default=14 * 86_400.0, gt=0,
+        description="FUSIONREC_NEWNESS_HALF_LIFE_S: item age (since its first interaction) at which the boost halves.",
+    )
     diversity: float = Field(default=0.2, ge=0, le=1, description="FUSIONREC_DIVERSITY: MMR trade-off, 0 = relevance only.")
     new_item_share: float = Field(
         default=0.0, ge=0, le=1,

@@ -33,13 +33,15 @@ COLLABORATIVE = ("MostPopular", "RecentPopular", "ItemKNN", "ALS")
 ALS_GRID = [{"factors": f, "regularization": r, "alpha": a} for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 10.0)]
 
 # The hybrid's ranking weights, and engine settings, tried per protocol on its validation split.
-# A list made once for the coming weeks (global) rests on what has been popular for days; a list
-# made at each event (prequential) on what the user just did.
+# A list made once for the coming weeks (global) rests on what has been popular for days, and on
+# what is new and catching on; a list made at each event (prequential) on what the user just did.
+DAY = 86_400.0
 RANK_GRID = {
     "prequential": [{"content": c, "cooccurrence": o, "diversity": d}
                     for c in (0.3, 1.0) for o in (0.6, 1.2) for d in (0.0, 0.2)],
-    "global": [{"content": c, "popularity": p, "trending_half_life_s": t}
-               for c in (0.3, 1.0) for p in (0.25, 1.0, 3.0, 10.0) for t in (2 * 86_400.0, 7 * 86_400.0)],
+    "global": [{"content": c, "popularity": p, "trending_half_life_s": t, "newness": n}
+               for c in (0.3, 1.0) for p in (0.25, 1.0, 3.0, 10.0)
+               for t, n in ((2 * DAY, 0.0), (7 * DAY, 0.0), (7 * DAY, 1.0))],
 }
 RANK_FIELDS = frozenset(f.name for f in fields(RankWeights))
 
@@ -240,11 +242,21 @@ def tuned_engine(settings: Settings, point: Mapping[str, float]) -> tuple[Settin
     return settings.model_copy(update={k: v for k, v in point.items() if k not in RANK_FIELDS}), weights
 
 
+def grid_points(points: Sequence[Mapping[str, float]], *, timed: bool) -> list[Mapping[str, float]]:
+    """The grid points that apply to a dataset: without times (events ordered by log position) an
+    item has no age, so no point that boosts new items.
+
+    >>> grid_points([{"newness": 0.0}, {"newness": 1.0}, {"content": 1.0}], timed=False)
+    [{'newness': 0.0}, {'content': 1.0}]
+    """
+    return [p for p in points if timed or not p.get("newness")]
+
+
 def tune_engine(settings: Settings, dataset: Dataset, table: Table, valid: Split, config: EvalConfig,
                 protocol: str) -> tuple[dict[str, float], list[dict[str, float]]]:
     """The hybrid's grid point for ``protocol`` by grid search on the validation split, in that
     protocol (prequential replay of its first ``config.tune_events`` events); Recall@20."""
-    grid = {str(g): g for g in config.rank_grid.get(protocol, ())}
+    grid = {str(g): g for g in grid_points(config.rank_grid.get(protocol, ()), timed=dataset.timed)}
     makers = {}
     for key, g in grid.items():
         engine_settings, weights = tuned_engine(settings, g)
@@ -309,6 +321,6 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
 def settings_summary(settings: Settings) -> dict[str, object]:
     keys = ("fusion", "fusion_weights", "profile_half_life_s", "short_term_alpha", "max_interests", "max_queries",
             "rating_midpoint", "event_weights", "weight_content", "weight_cooccurrence", "weight_popularity",
-            "weight_freshness", "diversity", "new_item_share", "new_item_interactions", "popularity_half_life_s",
-            "trending_half_life_s", "cooccurrence_window")
+            "weight_freshness", "weight_newness", "newness_half_life_s", "diversity", "new_item_share",
+            "new_item_interactions", "popularity_half_life_s", "trending_half_life_s", "cooccurrence_window")
     return json.loads(settings.model_dump_json(include=set(keys)))

@@ -79,6 +79,8 @@ def test_stats_popularity_trending_category_and_idempotency():
     assert st.counts["hit"] == 3
     st.learn_one("skip", "v9", "flop", -0.5, 100.0)
     assert "flop" not in st.counts  # negative feedback is not popularity
+    st.learn_one("late", "w1", "classic", 1.0, -50.0)  # an event from before the others, delivered late
+    assert st.first_seen == {"classic": -50.0, "hit": 100.0}
 
 
 def test_cooccurrence_updates_incrementally_and_names_its_source():
@@ -186,3 +188,25 @@ def test_shortlist_cuts_by_weighted_score_and_leaves_out_filtered_items():
     assert len(content_only) == 80
     popular = shortlist(cands, 80, weights=RankWeights(content=0.1, popularity=1, freshness=0), **kw)
     assert popular[:2] == ["pop1", "pop2"] and "match" not in popular
+
+
+def test_newness_lifts_a_new_release_catching_on_above_an_older_hit() -> None:
+    from fusionrec.agents.recommend import Recommender, Views
+    from fusionrec.streams.index import MemoryVectorIndex
+
+    day = 86_400.0
+    views = Views(stats=ItemStats(popularity_half_life_s=1e12, trending_half_life_s=1e12))
+    for n in range(10):  # chosen steadily for 100 days
+        views.learn_interaction(f"o{n}", f"a{n}", "old-hit", 1.0, (1 + n * 10) * day)
+    for n in range(7):  # first chosen 2 days ago, and fast
+        views.learn_interaction(f"r{n}", f"b{n}", "new-release", 1.0, 98 * day + n)
+
+    def top(newness: float) -> list[str]:
+        weights = RankWeights(content=0.0, cooccurrence=0.0, popularity=1.0, freshness=0.0, diversity=0.0,
+                              newness=newness, newness_half_life_s=14 * day)
+        rec = Recommender(MemoryVectorIndex(), ProfileModel(), views=views, top_k=2, max_candidates=50,
+                          max_event_bytes=10_000, weights=weights)
+        return [i.item_id for i in rec.recommend(ProfileState(), "new-user", now=100 * day).items]
+
+    assert top(0.0) == ["old-hit", "new-release"]
+    assert top(1.0) == ["new-release", "old-hit"]
