@@ -13,13 +13,20 @@ prepared arrays (the backbone's forward pass, the batched librosa features, fram
 backbone plus the track's features). After a warm-up pass of each, pipeline and raw passes
 alternate (--repeat) and the best of each counts; the ratio is pipeline/raw throughput.
 
+Each row also gives the CPU time (every thread of every worker) per item: of the pipeline and raw
+passes, and of "decoding" passes that only fetch, decode and prepare the media (`ItemEncoder.prepare`).
+Decoding is the CPU work a GPU host does beside the models, so a host with N cores encodes at most
+N * 1000 / (decoding CPU ms) items/s however fast its GPU; pipeline minus raw CPU shows what else
+the pipeline spends.
+
 --workers N runs N encoder worker processes on the one device, each with its own models, decoding
 threads and share of the items, the way `fusionrec worker --role encoder` scales on a GPU host
 (Faust workers are single processes: a host's cores are used by running several). Every pass
 starts in all of them at once and lasts as long as the slowest; raw passes run in all N too.
 
-Media are real encoded files made up front (320 px JPEG photos, 2-4 s FLAC speech, 2 s 160 px
-MPEG-4 videos at 8 fps with an AAC track), served from memory so the network is not measured.
+Media are real encoded files made up front (320 px JPEG photos, 2-4 s FLAC speech, 160 px MPEG-4
+videos at 8 fps with a keyframe every 1.5 s and a stereo AAC track, 2 s long or --video-seconds),
+served from memory so the network is not measured.
 Writes a JSON file and a PNG bar chart under --out.
 """
 
@@ -61,8 +68,8 @@ def photo_sources() -> list[Any]:
     return [Image.open(root / name).convert("RGB") for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")]
 
 
-def make_media(n: int, seed: int = 0) -> dict[str, list[bytes]]:
-    """``n`` distinct JPEGs (random crops of real photos), speech-like clips and short videos."""
+def make_media(n: int, seed: int = 0, video_s: int = 2) -> dict[str, list[bytes]]:
+    """``n`` distinct JPEGs (random crops of real photos), speech-like clips and ``video_s``-second videos."""
     import av
     import soundfile
 
@@ -88,14 +95,15 @@ def make_media(n: int, seed: int = 0) -> dict[str, list[bytes]]:
             stream = container.add_stream("mpeg4", rate=8)
             stream.width, stream.height, stream.pix_fmt = 160, 160, "yuv420p"
             sound = container.add_stream("aac", rate=16000)
-            base = np.asarray(img.resize((176, 160)))
-            for i in range(16):  # 2 s at 8 fps, panning across the picture
+            n_frames = 8 * video_s
+            base = np.asarray(img.resize((160 + n_frames, 160)))
+            for i in range(n_frames):  # 8 fps, panning across the picture
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, i : i + 160]), format="rgb24")
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-            track = samples[: 2 * 16000][None, :]
+            track = np.tile(samples, -(-video_s * 16000 // len(samples)))[: video_s * 16000][None, :]
             for start in range(0, track.shape[1], 1024):
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(track[:, start : start + 1024]), format="fltp",
                                                 layout="mono")
@@ -121,10 +129,11 @@ def make_items(n: int, modalities: Sequence[str], media: dict[str, list[bytes]],
     return items
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds (every thread's) for ``fn()``."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def sync(device: str) -> None:
@@ -167,7 +176,7 @@ def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int =
     processor_inputs: list[dict[str, Any]] = []
     rows = []
 
-    def together(fn: Callable[[], Any]) -> float:
+    def together(fn: Callable[[], Any]) -> tuple[float, float]:
         if barrier is not None:
             barrier.wait()
         return timed(fn)
@@ -202,15 +211,23 @@ def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int =
                     call()
             sync(device)
 
+        def decoding() -> None:
+            for group in tqdm(groups, desc=f"{name} decoding", unit="batch", leave=False, disable=rank > 0):
+                processor.prepare([processor.decode(v, k) for v, k in group])
+
         # A warm-up pass of each first: every batch shape the kernels will see gets compiled and
         # cached (oneDNN/cuDNN pick kernels per shape), then alternate.
-        together(raw)
-        together(pipeline)
-        t_pipe, t_raw = [], []
+        kinds = {"decoding": decoding} if args.decoding_only else {"pipeline": pipeline, "raw": raw, "decoding": decoding}
+        for fn in kinds.values():
+            together(fn)
+        passes: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
         for _ in range(args.repeat):
-            t_pipe.append(together(pipeline))
-            t_raw.append(together(raw))
-        rows.append({"case": name, "items": len(items), "pipeline_s": t_pipe, "raw_s": t_raw})
+            for kind, fn in kinds.items():
+                passes[kind].append(together(fn))
+        row = {"case": name, "items": len(items)}
+        for kind, timings in passes.items():
+            row[f"{kind}_s"], row[f"{kind}_cpu_s"] = [w for w, _ in timings], [c for _, c in timings]
+        rows.append(row)
         if workers == 1:
             print_row(combine([rows[-1]], args.batch))
     agreement = cpu_agreement(args, encoders, processor_inputs) if device.startswith("cuda") and rank == 0 else {}
@@ -218,18 +235,37 @@ def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int =
             "versions": {m: e.version for m, e in encoders.items()}, "agreement": agreement, "cases": rows}
 
 
+def best_pass(shares: Sequence[dict[str, Any]], kind: str) -> tuple[float, float]:
+    """The fastest pass of ``kind`` over all workers (a pass lasts as long as its slowest worker):
+    its wall seconds and the CPU seconds all workers spent in it."""
+    walls = [max(w) for w in zip(*(s[f"{kind}_s"] for s in shares), strict=True)]
+    cpus = [sum(c) for c in zip(*(s[f"{kind}_cpu_s"] for s in shares), strict=True)]
+    k = int(np.argmin(walls))
+    return walls[k], cpus[k]
+
+
 def combine(shares: Sequence[dict[str, Any]], batch: int) -> dict[str, Any]:
-    """One case over all workers: a pass takes as long as its slowest worker; the best pass counts."""
-    t_pipe = min(map(max, zip(*(s["pipeline_s"] for s in shares), strict=True)))
-    t_raw = min(map(max, zip(*(s["raw_s"] for s in shares), strict=True)))
+    """One case over all workers: throughput of the best pass, and the CPU each item cost in it."""
     items = sum(s["items"] for s in shares)
-    return {"case": shares[0]["case"], "items": items, "batch": batch, "pipeline_items_s": items / t_pipe,
-            "raw_items_s": items / t_raw, "ratio": t_raw / t_pipe}
+    cpu_decoding = min(sum(c) for c in zip(*(s["decoding_cpu_s"] for s in shares), strict=True))
+    row = {"case": shares[0]["case"], "items": items, "batch": batch, "decoding_cpu_ms": 1000 * cpu_decoding / items}
+    if "pipeline_s" in shares[0]:
+        (t_pipe, cpu_pipe), (t_raw, cpu_raw) = best_pass(shares, "pipeline"), best_pass(shares, "raw")
+        row |= {"pipeline_items_s": items / t_pipe, "raw_items_s": items / t_raw, "ratio": t_raw / t_pipe,
+                "pipeline_cpu_ms": 1000 * cpu_pipe / items, "raw_cpu_ms": 1000 * cpu_raw / items}
+    return row
 
 
 def print_row(row: dict[str, Any]) -> None:
+    decoding = f"CPU ms/item: decoding {row['decoding_cpu_ms']:5.2f}"
+    if "pipeline_items_s" not in row:
+        cap = (os.cpu_count() or 1) * 1000 / row["decoding_cpu_ms"]
+        print(f"{row['case']:>24}: {decoding}  (this host's {os.cpu_count()} cores decode at most {cap:,.0f} items/s)",
+              flush=True)
+        return
     print(f"{row['case']:>24}: pipeline {row['pipeline_items_s']:8.1f} items/s   raw {row['raw_items_s']:8.1f} items/s"
-          f"   ratio {row['ratio']:.0%}", flush=True)
+          f"   ratio {row['ratio']:4.0%}   {decoding}  pipeline {row['pipeline_cpu_ms']:6.2f}"
+          f"  raw {row['raw_cpu_ms']:6.2f}", flush=True)
 
 
 def _worker(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int, barrier: Any, results: Any) -> None:
@@ -238,7 +274,7 @@ def _worker(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int, 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"making {args.distinct_media} distinct images, clips and videos ...", flush=True)
-    media = make_media(args.distinct_media)
+    media = make_media(args.distinct_media, video_s=args.video_seconds)
     if args.workers == 1:
         shares = [measure(args, media)]
     else:
@@ -275,6 +311,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first = shares[0]
     return {"device": first["device"], "precision": first["precision"], "fp16_vs_fp32_min_cosine": first["agreement"],
             "batch": args.batch, "workers": args.workers, "threads": args.threads, "video_frames": args.video_frames,
+            "video_seconds": args.video_seconds,
             "compiled": args.compile and first["precision"] == "fp16",
             "versions": first["versions"], "results": rows}
 
@@ -309,16 +346,20 @@ def plot(report: dict[str, Any], path: Path) -> None:
     rows = report["results"]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(x - 0.2, [r["raw_items_s"] for r in rows], 0.4, label="raw model call")
-    ax.bar(x + 0.2, [r["pipeline_items_s"] for r in rows], 0.4, label="pipeline")
-    for k, r in enumerate(rows):
-        ax.annotate(f"{r['ratio']:.0%}", (k + 0.2, r["pipeline_items_s"]), ha="center", va="bottom", fontsize=8)
+    if "pipeline_items_s" in rows[0]:
+        ax.bar(x - 0.2, [r["raw_items_s"] for r in rows], 0.4, label="raw model call")
+        ax.bar(x + 0.2, [r["pipeline_items_s"] for r in rows], 0.4, label="pipeline")
+        for k, r in enumerate(rows):
+            ax.annotate(f"{r['ratio']:.0%}", (k + 0.2, r["pipeline_items_s"]), ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("items / s")
+        ax.set_yscale("log")
+        ax.legend()
+    else:
+        ax.bar(x, [r["decoding_cpu_ms"] for r in rows], 0.5)
+        ax.set_ylabel("decoding CPU ms / item")
     ax.set_xticks(x, [r["case"] for r in rows], rotation=15, fontsize=8)
-    ax.set_ylabel("items / s")
-    ax.set_yscale("log")
     ax.set_title(f"encoding, batch {report['batch']}, {report['precision']}, {report['workers']} worker(s)"
                  f"\n{report['device']}", fontsize=9)
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -333,10 +374,13 @@ def main() -> None:
                     help="encoder worker processes sharing the device, each with its own models and threads")
     ap.add_argument("--torch-threads", type=int, default=None)
     ap.add_argument("--video-frames", type=int, default=8)
+    ap.add_argument("--video-seconds", type=int, default=2, help="length of the videos made")
     ap.add_argument("--repeat", type=int, default=2, help="timed passes of each (the best counts)")
     ap.add_argument("--distinct-media", type=int, default=64, help="media files made (items cycle through them)")
     ap.add_argument("--modalities", default="text,image,audio,video")
     ap.add_argument("--full-only", action="store_true", help="only the item with every modality, not each alone")
+    ap.add_argument("--decoding-only", action="store_true",
+                    help="only the media decoding passes: the CPU an item costs beside the models")
     ap.add_argument("--text-model", default="all-MiniLM-L6-v2")
     ap.add_argument("--image-model", default="efficientnet-lite0")
     ap.add_argument("--model-dir", type=Path, default=None)
@@ -346,7 +390,7 @@ def main() -> None:
     args = ap.parse_args()
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = "cuda" if report["precision"] == "fp16" else "cpu"
+    tag = ("decoding-" if args.decoding_only else "") + ("cuda" if report["precision"] == "fp16" else "cpu")
     (args.out / f"encode-{tag}.json").write_text(json.dumps(report, indent=2))
     plot(report, args.out / f"encode-{tag}.png")
     print(f"{report['device']}, batch {report['batch']}, {report['precision']}; wrote {args.out}/encode-{tag}.json/.png")

@@ -18,7 +18,7 @@ import torch
 
 from fusionrec.schemas import ConfigError, EncoderError
 
-from .base import encode_in_chunks, resolve_device
+from .base import encode_in_chunks, resolve_device, to_host
 from .media import SAMPLE_RATE, Clip
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class LibrosaAudioEncoder:
         out = torch.cat(unit, dim=1)
         # Digital silence (below -80 dBFS) has no shape to describe, only rounding noise: a zero row.
         audible = (waves.abs().amax(dim=1) >= SILENCE).float()[:, None]
-        return (out * audible).cpu().numpy()
+        return to_host(out * audible)
 
 
 class ExportedAudioEncoder:
@@ -163,7 +163,7 @@ class ExportedAudioEncoder:
 
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         waves, _ = _pad(clips, self.device)
-        return self._model(waves).float().cpu().numpy()
+        return to_host(self._model(waves))
 
 
 def load_audio_encoder(

@@ -86,6 +86,23 @@ def encode_in_chunks(
     return l2_normalize(np.concatenate(out))
 
 
+def to_host(result: Any) -> np.ndarray:
+    """A model's output tensor as float32 numpy.
+
+    On CUDA the calling thread sleeps until the GPU is done rather than waiting in ``.cpu()``, which
+    busy-polls a core for as long as the kernels run: with several encoder workers sharing one GPU,
+    those polling threads would take the cores that media decoding needs.
+    """
+    result = result.float()
+    if result.is_cuda:
+        import torch
+
+        done = torch.cuda.Event(blocking=True)
+        done.record()
+        done.synchronize()  # releases the GIL too: the decoding threads go on meanwhile
+    return result.cpu().numpy()
+
+
 def resolve_device(requested: str) -> str:
     """``auto`` picks CUDA when torch sees a GPU, else the CPU."""
     if requested != "auto":

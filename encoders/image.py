@@ -19,7 +19,7 @@ import torch
 
 from fusionrec.schemas import ConfigError
 
-from .base import encode_in_chunks, resolve_device
+from .base import encode_in_chunks, resolve_device, to_host
 from .media import scaled_size
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class TorchImageEncoder:
         x = ((x.permute(0, 3, 1, 2).to(self._dtype) - self._mean) / self._std).to(self._dtype)
         if self._half:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self._model(x)[:n].reshape(n, -1).float().cpu().numpy()
+        return to_host(self._model(x)[:n].reshape(n, -1))
 
 
 def batch_bucket(n: int, cap: int) -> int:

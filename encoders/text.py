@@ -11,7 +11,7 @@ import numpy as np
 
 from fusionrec.schemas import EncoderError
 
-from .base import encode_in_chunks, l2_normalize, resolve_device
+from .base import encode_in_chunks, l2_normalize, resolve_device, to_host
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +55,12 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         try:
-            vectors = self._model.encode(
-                list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-            )
+            vectors = to_host(self._model.encode(
+                list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
+            ))
         except Exception as exc:
             raise EncoderError(f"text encoding failed: {exc}") from exc
-        return l2_normalize(np.asarray(vectors, dtype=np.float32))
+        return l2_normalize(vectors)
 
 
 class ClipTextEncoder:
@@ -92,4 +92,4 @@ class ClipTextEncoder:
         return encode_in_chunks(texts, self.batch_size, self.dim, self._embed, "text")
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._model.encode_text(self._tokenizer(list(texts)).to(self.device)).float().cpu().numpy()
+        return to_host(self._model.encode_text(self._tokenizer(list(texts)).to(self.device)))

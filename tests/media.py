@@ -67,10 +67,11 @@ def crop(data: bytes, box: tuple[float, float, float, float], fmt: str = "JPEG")
 
 def mp4(
     frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None,
-    rate: int = 16000,
+    rate: int = 16000, left_only: bool = False, gop: int | None = None,
 ) -> bytes:
     """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a 330 Hz tone
-    track at ``rate`` if ``audio``."""
+    track at ``rate`` if ``audio`` (stereo, the tone in both channels or, ``left_only``, in the left);
+    a keyframe every ``gop`` frames if given (else the encoder's choice)."""
     import av
     from PIL import Image
 
@@ -80,7 +81,9 @@ def mp4(
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("mpeg4", rate=8)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        sound = container.add_stream("aac", rate=rate) if audio else None
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        sound = container.add_stream("aac", rate=rate, layout="stereo") if audio else None
         for i in range(frames):
             pixels = np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
@@ -90,10 +93,11 @@ def mp4(
             container.mux(packet)
         if sound is not None:
             t = np.arange(int(frames / 8 * rate)) / rate
-            tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None, :]
+            tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+            tone = np.stack([tone, np.zeros_like(tone) if left_only else tone])
             for start in range(0, tone.shape[1], 1024):
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp",
-                                                layout="mono")
+                                                layout="stereo")
                 af.sample_rate = rate
                 for packet in sound.encode(af):
                     container.mux(packet)

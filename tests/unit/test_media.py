@@ -123,6 +123,28 @@ def test_video_frames_come_out_of_the_decoder_at_the_image_models_size():
     assert np.array_equal(center_square(full, 32), center_square(Image.fromarray(full), 32))
 
 
+def test_a_long_videos_samples_are_the_frames_a_full_decode_picks():
+    import io
+
+    import av
+    import numpy as np
+
+    from fusionrec.encoders.media import _frame_times
+    from tests.media import photo
+
+    data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=12)  # 20 s, a keyframe each 1.5 s
+    got = decode_media(K.VIDEO, data, MediaLimits(video_frames=6))
+    with av.open(io.BytesIO(data)) as container:
+        every = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    assert 150 <= len(every) <= 160
+    wanted = _frame_times(20.0, 6)
+    expected = [next(img for t, img in every if t >= w) for w in wanted]
+    assert len(got.frames) == 6
+    for frame, want in zip(got.frames, expected, strict=True):
+        assert np.array_equal(frame, want)
+    assert abs(got.audio.seconds - 20.0) < 0.15  # the track is read whole meanwhile
+
+
 @pytest.mark.parametrize("rate", [16000, 22050])
 def test_video_sound_comes_out_mono_at_16k_whatever_its_rate(rate):
     import numpy as np
@@ -131,6 +153,55 @@ def test_video_sound_comes_out_mono_at_16k_whatever_its_rate(rate):
     assert clip.sample_rate == 16_000 and abs(clip.seconds - 2.0) < 0.15  # AAC pads a frame or two
     crossings = np.count_nonzero(np.diff(np.signbit(clip.samples[2000:-2000])))  # past the codec's edges
     assert abs(crossings / (len(clip.samples) - 4000) * 16000 / 2 - 330) < 5  # still a 330 Hz tone
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_a_stereo_track_is_the_mean_of_its_channels_as_libsndfile_files_are(rate):
+    import numpy as np
+
+    def rms(left_only: bool) -> float:
+        clip = decode_media(K.VIDEO, mp4(frames=16, audio=True, rate=rate, left_only=left_only)).audio
+        return float(np.sqrt(np.mean(clip.samples[2000:-2000] ** 2)))
+
+    assert rms(left_only=True) / rms(left_only=False) == pytest.approx(0.5, abs=0.02)
+    assert rms(left_only=False) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)  # the tone's own level
+
+
+def test_a_stereo_file_comes_out_as_the_mean_of_its_channels():
+    import io
+
+    import numpy as np
+    import soundfile
+
+    t = np.arange(16000) / 16000
+    left, right = 0.4 * np.sin(2 * np.pi * 330 * t), 0.2 * np.cos(2 * np.pi * 50 * t)
+    buf = io.BytesIO()
+    soundfile.write(buf, np.stack([left, right], axis=1), 16000, format="FLAC", subtype="PCM_24")
+    clip = decode_media(K.AUDIO, buf.getvalue())
+    np.testing.assert_allclose(clip.samples, (left + right) / 2, atol=1e-5)
+
+
+def test_every_sample_layout_comes_out_as_the_mean_of_its_channels():
+    import av
+    import numpy as np
+
+    from fusionrec.encoders.media import _TrackReader
+
+    t = np.arange(1024) / 16000
+    left, right = (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), (0.2 * np.cos(2 * np.pi * 50 * t)).astype(np.float32)
+    packed = np.stack([left, right], axis=1).reshape(1, -1)
+    for fmt, samples in [("fltp", np.stack([left, right])), ("flt", packed), ("s16", (packed * 32767).astype(np.int16))]:
+        frame = av.AudioFrame.from_ndarray(samples, format=fmt, layout="stereo")
+        frame.sample_rate = 16000
+        track = _TrackReader(max_s=1.0)
+        track.add(frame)
+        np.testing.assert_allclose(track.clip().samples, (left + right) / 2, atol=1e-4, err_msg=fmt)
+    track = _TrackReader(max_s=1.0)  # a stream whose layout changes part way
+    for samples, layout in [(left[None, :], "mono"), (np.stack([left, right]), "stereo")]:
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
+        frame.sample_rate = 16000
+        track.add(frame)
+    np.testing.assert_allclose(track.clip().samples, np.concatenate([left, (left + right) / 2]), atol=1e-6)
 
 
 def test_audio_limits_bound_the_decoded_length():
