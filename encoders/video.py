@@ -30,7 +30,7 @@ class VideoEncoder:
     def __init__(self, image: Encoder, audio: Encoder) -> None:
         self.image, self.audio = image, audio
         self.device = image.device
-        # the image model's input size: the decoder scales frames to it (MediaLimits.frame_size)
+        # the image model's input size: the decoder scales larger frames down to it (MediaLimits.frame_size)
         self.frame_size: int | None = getattr(image, "size", None)
         self.dim = image.dim + audio.dim
         self.version = self.space = f"frames-mean({image.version})+audio({audio.version})"

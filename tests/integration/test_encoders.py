@@ -44,6 +44,12 @@ def test_efficientnet_lite0_meets_the_contract_and_sees_crops_of_one_photo_as_al
     top, bottom, present = encode_raw(lite0, images(crop(photo(), (0, 0, 1, 0.7)), crop(photo(), (0.1, 0.25, 0.9, 1)),
                                                     other_photo()))
     assert top @ bottom > top @ present + 0.1 and top @ bottom > bottom @ present + 0.1
+    # squares of several sizes share a batch (each size scaled on the device apart): every row is
+    # the vector its picture gets alone
+    mixed = images(photo(), png(size=(40, 30)), crop(photo(), (0, 0, 0.5, 0.5)), other_photo(),
+                   png((0, 90, 200), size=(30, 40)), crop(photo(), (0.5, 0.5, 1, 1)))
+    alone = np.stack([encode_raw(lite0, [picture])[0] for picture in mixed])
+    np.testing.assert_allclose(encode_raw(lite0, mixed), alone, atol=1e-4)
 
 
 def test_a_torchvision_backbone_loads_from_the_model_directory(tmp_path):

@@ -108,8 +108,7 @@ def test_decoders_accept_real_media_and_refuse_corrupt_bytes():
         assert code_of(lambda k=kind, d=data: decode_media(k, d)) is ErrorCode.MEDIA_UNDECODABLE
 
 
-def test_video_frames_come_out_of_the_decoder_at_the_image_models_size():
-    import numpy as np
+def test_video_frames_come_out_of_the_decoder_no_larger_than_the_image_models_size():
     from PIL import Image
 
     from fusionrec.encoders.image import center_square
@@ -117,10 +116,45 @@ def test_video_frames_come_out_of_the_decoder_at_the_image_models_size():
     video = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48)), MediaLimits(video_frames=2, frame_size=32))
     assert [f.shape for f in video.frames] == [(32, 43, 3)] * 2  # short side 32, aspect kept
     assert center_square(video.frames[0], 32).shape == (32, 32, 3)
+    # smaller frames keep their size: the encoder enlarges them on its device
+    small = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48)), MediaLimits(video_frames=2, frame_size=224))
     full = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48)), MediaLimits(video_frames=1)).frames[0]
-    assert full.shape == (48, 64, 3)
-    # an array at another size is resized exactly as the same picture given to Pillow
+    assert full.shape == (48, 64, 3) and [f.shape for f in small.frames] == [(48, 64, 3)] * 2
+    # an array gives the same square as the same picture given to Pillow
     assert np.array_equal(center_square(full, 32), center_square(Image.fromarray(full), 32))
+
+
+def test_pictures_are_cropped_square_at_their_own_scale_and_huge_ones_shrunk_first():
+    from PIL import Image
+
+    from fusionrec.encoders.image import center_square
+
+    wide = np.zeros((60, 100, 3), np.uint8)
+    wide[:, 20:80] = 255  # the centre square is exactly the white part
+    square = center_square(wide, 224)
+    assert square.shape == (60, 60, 3) and square.min() == 255
+    assert center_square(Image.fromarray(wide), 224).shape == (60, 60, 3)
+    # more than four times the model's size across: shrunk by a whole factor, never under twice it
+    assert center_square(Image.new("RGB", (3000, 2000)), 224).shape == (500, 500, 3)
+    assert center_square(np.zeros((2000, 3000, 3), np.uint8), 224).shape == (500, 500, 3)
+    assert center_square(np.zeros((896, 896, 3), np.uint8), 224).shape == (896, 896, 3)
+
+
+@pytest.mark.parametrize("side", [1, 160, 224, 450])
+def test_the_encoders_resize_is_pillows_bilinear_filter(side):
+    import torch
+    from PIL import Image
+
+    from fusionrec.encoders.image import resize
+
+    picture = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(picture).resize((224, 224), Image.BILINEAR)).astype(int)
+    squares = torch.from_numpy(np.stack([picture, picture])).permute(0, 3, 1, 2)
+    # uint8 (the CPU's path) and float32 (what other devices get) both within one level of Pillow
+    for batch in (squares, squares.float()):
+        out = resize(batch, 224).permute(0, 2, 3, 1).numpy()
+        assert out.shape == (2, 224, 224, 3)
+        assert np.abs(out.round().astype(int) - expected).max() <= 1
 
 
 def test_a_long_videos_samples_are_the_frames_a_full_decode_picks():
