@@ -9,6 +9,8 @@ is CPU work done in the encoder worker's thread pool, so it runs beside the mode
 from __future__ import annotations
 
 import io
+import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -98,26 +100,33 @@ def _mono(samples: np.ndarray, rate: int, max_s: float) -> Clip:
 
 
 class _TrackReader:
-    """Collects an audio stream's frames as mono float32 at :data:`SAMPLE_RATE`, up to ``max_s`` seconds."""
+    """Collects an audio stream's frames as mono float32, up to ``max_s`` seconds; :meth:`clip`
+    resamples to :data:`SAMPLE_RATE`."""
 
     def __init__(self, max_s: float) -> None:
-        import av
-
-        # Rate and sample format only; the channels are averaged in numpy, as for files libsndfile
-        # reads (_mono), and at a tenth of the resampler's cost when nothing else needs changing.
-        self._resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
-        self.need = int(max_s * SAMPLE_RATE)
-        self.have = 0
+        self.max_s = max_s
+        self.rate = 0  # the stream's, from its first frame
+        self.need = self.have = 0
+        self._resampler: Any = None
         self._chunks: list[list[np.ndarray]] = []  # per frame, its channels
 
     @property
     def full(self) -> bool:
-        return self.have >= self.need
+        return self.rate > 0 and self.have >= self.need
 
     def add(self, frame: Any) -> None:
-        if frame.sample_rate == SAMPLE_RATE and frame.format.name in ("flt", "fltp"):  # AAC decodes to fltp
+        import av
+
+        if not self.rate:
+            self.rate, self.need = frame.sample_rate, int(self.max_s * frame.sample_rate)
+        if frame.sample_rate == self.rate and frame.format.name in ("flt", "fltp"):  # AAC and MP3 decode to fltp
             self._add(frame)
             return
+        # Other sample formats, or a rate that changes part way: to float at the stream's first rate.
+        # Channels are averaged and the rate brought to 16 kHz afterwards, once, on mono (_mono):
+        # FFmpeg's resampler on every channel costs six times as much.
+        if self._resampler is None:
+            self._resampler = av.AudioResampler(format="fltp", rate=self.rate)
         for out in self._resampler.resample(frame):
             self._add(out)
 
@@ -140,7 +149,7 @@ class _TrackReader:
             samples = _average([np.concatenate([chunk[c] for chunk in self._chunks]) for c in range(counts.pop())])
         else:  # the channel layout changed part way
             samples = np.concatenate([_average(chunk) for chunk in self._chunks])
-        return _mono(samples[: self.need], SAMPLE_RATE, self.need / SAMPLE_RATE)
+        return _mono(samples, self.rate, self.max_s)
 
 
 def _av_audio(container: Any, max_s: float) -> Clip | None:
@@ -181,13 +190,52 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
         raise _undecodable(MediaKind.AUDIO, exc) from exc
 
 
-def _frame_times(duration_s: float, n: int) -> list[float]:
-    """``n`` instants spread evenly over the clip, each in the middle of its segment.
+def sample_times(keyframes: Sequence[float], duration_s: float, n: int) -> list[float]:
+    """When to take each of ``n`` frames spread over a clip, one per equal segment: a keyframe
+    inside the segment if it has one (the one nearest its middle), else the middle itself.
 
-    >>> _frame_times(8.0, 4)
-    [1.0, 3.0, 5.0, 7.0]
+    A keyframe decodes alone, a frame between keyframes needs every frame back to the last one: in
+    a long video with keyframes every second or two, this decodes ``n`` frames, not hundreds.
+
+    >>> sample_times([0.0, 1.5, 3.0, 4.5, 6.0, 7.5], 8.0, 4)  # segments [0, 2), [2, 4), [4, 6), [6, 8)
+    [1.5, 3.0, 4.5, 7.5]
+    >>> sample_times([0.0], 8.0, 4)  # one keyframe, at the start
+    [0.0, 3.0, 5.0, 7.0]
     """
-    return [duration_s * (i + 0.5) / n for i in range(n)]
+    segment = duration_s / n
+    times = []
+    for i in range(n):
+        middle = segment * (i + 0.5)
+        inside = [k for k in keyframes if segment * i <= k < segment * (i + 1)]
+        times.append(min(inside, key=lambda k: abs(k - middle)) if inside else middle)
+    return times
+
+
+def _frames_at(codec: Any, packets: Sequence[Any], times: Sequence[float], targets: Sequence[float]) -> list[Any]:
+    """The first frame at or after each target time (ascending), each decoded from the last keyframe
+    before it: the packets between one target's frame and the next target's keyframe are skipped.
+    Where the stream ends first, its last frame stands in; None where nothing decoded."""
+    keys = [i for i, packet in enumerate(packets) if packet.is_keyframe]
+    ready: deque[Any] = deque()  # decoded frames not yet passed, in presentation order
+    fed, last, picked = -1, None, []
+    for target in targets:
+        start = max((i for i in keys if times[i] <= target), default=0)
+        while True:
+            # a microsecond of slack: the frame's time and the packet's are rounded apart
+            while ready and (ready[0].time or 0.0) < target - 1e-6:
+                last = ready.popleft()
+            if ready or fed + 1 >= len(packets):
+                break
+            if start > fed + 1:  # nothing before this keyframe is needed
+                if fed >= 0:
+                    codec.flush_buffers()
+                fed = start - 1
+            fed += 1
+            ready.extend(packets[fed].decode())
+        if ready:
+            last = ready[0]
+        picked.append(last)
+    return picked
 
 
 def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
@@ -219,8 +267,8 @@ def container_format(data: bytes) -> str | None:
 
 
 def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
-    """``limits.video_frames`` frames spread over the first ``max_video_s`` seconds, and the audio
-    track, in one pass over the file."""
+    """``limits.video_frames`` frames spread over the first ``max_video_s`` seconds (see
+    :func:`sample_times`), and the audio track, in one pass over the file."""
     import av
     from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -236,55 +284,44 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             duration = float(video.duration * video.time_base) if video.duration else (
                 container.duration / av.time_base if container.duration else limits.max_video_s
             )
-            wanted = _frame_times(min(duration, limits.max_video_s), limits.video_frames)
+            window = min(duration, limits.max_video_s)
             track = _TrackReader(min(limits.max_audio_s, limits.max_video_s)) if sound is not None else None
-            # One converter for all frames: a frame's own to_image() sets up a new one every call.
-            reformatter = VideoReformatter()
-
-            def rgb(frame: Any) -> np.ndarray:
-                width, height = scaled_size(frame.width, frame.height, limits.frame_size)
-                return reformatter.reformat(
-                    frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
-                ).to_ndarray()
-
-            frames: list[Any] = []
-            last = None
-            # Only the runs of packets that lead to a sampled frame are decoded: packets since the
-            # last keyframe wait in `held` until one reaches the next wanted time, so a long video
-            # costs the groups of pictures its samples fall in, not all of its frames.
-            held: list[Any] = []
-            dropped = False  # held packets were thrown away at a keyframe: the decoder must start afresh
+            # Demux first (cheap: no decoding), reading the sound track meanwhile, so the frames to
+            # take can be chosen knowing where the keyframes are; then decode only what leads to them.
+            packets: list[Any] = []
+            times: list[float] = []
             time_base = float(video.time_base)
+            collecting = True
             for packet in container.demux(*(s for s in (video, sound) if s is not None)):
                 if packet.stream is sound:
                     if not track.full:  # type: ignore[union-attr]
                         for frame in packet.decode():
                             track.add(frame)  # type: ignore[union-attr]
-                elif wanted:
-                    if packet.is_keyframe:
-                        dropped, held = dropped or bool(held), []
-                    held.append(packet)
-                    # pts None: the end-of-stream packet that drains the decoder
-                    if packet.pts is not None and packet.pts * time_base < wanted[0]:
-                        continue
-                    if dropped:
-                        video.codec_context.flush_buffers()
-                        dropped = False
-                    for run in held:
-                        for frame in run.decode():
-                            last = frame
-                            t = frame.time if frame.time is not None else 0.0
-                            while wanted and t >= wanted[0]:
-                                frames.append(rgb(frame))
-                                wanted.pop(0)
-                    held = []
-                if not wanted and (track is None or track.full):
+                elif collecting:
+                    stamp = packet.pts if packet.pts is not None else packet.dts
+                    # no stamp: the end-of-stream packet, which drains the decoder
+                    t = stamp * time_base if stamp is not None else math.inf
+                    packets.append(packet)
+                    times.append(t)
+                    collecting = not (packet.is_keyframe and t >= window)
+                if not collecting and (track is None or track.full):
                     break
-            if last is None:
+            keyframes = [t for packet, t in zip(packets, times, strict=True) if packet.is_keyframe and t < window]
+            targets = sample_times(keyframes, window, limits.video_frames)
+            picked = _frames_at(video.codec_context, packets, times, targets)
+            if picked[-1] is None:
                 raise ValueError("no decodable video frame")
-            if wanted:  # the stream ended before its stated duration: the last frame stands in
-                image = rgb(last)
-                frames.extend(image for _ in wanted)
+            # One converter for all frames: a frame's own to_image() sets up a new one every call.
+            reformatter = VideoReformatter()
+            converted: dict[int, np.ndarray] = {}  # a frame picked twice (the stream ended early) once
+            frames = []
+            for frame in picked:
+                if id(frame) not in converted:
+                    width, height = scaled_size(frame.width, frame.height, limits.frame_size)
+                    converted[id(frame)] = reformatter.reformat(
+                        frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
+                    ).to_ndarray()
+                frames.append(converted[id(frame)])
         return Video(frames=frames, audio=track.clip() if track is not None else None)
     except EventError:
         raise

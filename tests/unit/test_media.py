@@ -157,26 +157,68 @@ def test_the_encoders_resize_is_pillows_bilinear_filter(side):
         assert np.abs(out.round().astype(int) - expected).max() <= 1
 
 
-def test_a_long_videos_samples_are_the_frames_a_full_decode_picks():
+@pytest.mark.parametrize("gop", [12, 64])  # a keyframe in every segment (1.5 s) or rarer (8 s)
+def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_times(gop):
     import io
 
     import av
-    import numpy as np
 
-    from fusionrec.encoders.media import _frame_times
+    from fusionrec.encoders.media import sample_times
     from tests.media import photo
 
-    data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=12)  # 20 s, a keyframe each 1.5 s
+    data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=gop)  # 20 s at 8 fps
     got = decode_media(K.VIDEO, data, MediaLimits(video_frames=6))
     with av.open(io.BytesIO(data)) as container:
-        every = [(f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+        every = [(f.time, f.key_frame, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
     assert 150 <= len(every) <= 160
-    wanted = _frame_times(20.0, 6)
-    expected = [next(img for t, img in every if t >= w) for w in wanted]
+    keyframes = [t for t, key, _ in every if key]
+    assert len(keyframes) == -(-160 // gop)
+    wanted = sample_times(keyframes, 20.0, 6)
+    # six 3.3 s segments: the keyframe nearest each one's middle, or the middle where it holds none
+    assert wanted == pytest.approx([1.5, 4.5, 9.0, 12.0, 15.0, 18.0] if gop == 12 else [0.0, 5.0, 8.0, 35 / 3, 16.0, 55 / 3])
+    expected = [next(img for t, _, img in every if t >= w - 1e-6) for w in wanted]
     assert len(got.frames) == 6
     for frame, want in zip(got.frames, expected, strict=True):
         assert np.array_equal(frame, want)
     assert abs(got.audio.seconds - 20.0) < 0.15  # the track is read whole meanwhile
+
+
+class _Frame:
+    def __init__(self, time: float) -> None:
+        self.time = time
+
+
+class _Packet:
+    """A fake demuxed packet: one frame per packet, no reordering; records being decoded."""
+
+    def __init__(self, time: float, key: bool, log: list) -> None:
+        self.time, self.is_keyframe, self.log = time, key, log
+
+    def decode(self) -> list:
+        self.log.append(self.time)
+        return [_Frame(self.time)]
+
+
+class _Codec:
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def flush_buffers(self) -> None:
+        self.log.append("flush")
+
+
+def test_only_the_packets_that_lead_to_a_sampled_frame_are_decoded():
+    from fusionrec.encoders.media import _frames_at
+
+    log: list = []
+    times = [i / 4 for i in range(40)]  # 10 s at 4 fps, a keyframe every 2 s
+    packets = [_Packet(t, i % 8 == 0, log) for i, t in enumerate(times)]
+    picked = _frames_at(_Codec(log), packets, times, [0.0, 2.0, 4.75, 5.0, 9.5, 12.0])
+    assert [f.time for f in picked] == [0.0, 2.0, 4.75, 5.0, 9.5, 9.75]  # past the end: the last frame
+    # keyframes alone, then the run from 4.0 to 5.0, then from 8.0 to the end; a flush at each jump
+    assert log == [0.0, "flush", 2.0, "flush", 4.0, 4.25, 4.5, 4.75, 5.0, "flush", 8.0, 8.25, 8.5, 8.75, 9.0,
+                   9.25, 9.5, 9.75]
+    assert _frames_at(_Codec([]), [], [], [1.0]) == [None]
 
 
 @pytest.mark.parametrize("rate", [16000, 22050])
