@@ -312,6 +312,8 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             if picked[-1] is None:
                 raise ValueError("no decodable video frame")
             # One converter for all frames: a frame's own to_image() sets up a new one every call.
+            # One thread: by default swscale starts a pool as large as the host's cores for every
+            # converter, i.e. every video, then wakes them all to split a small frame.
             reformatter = VideoReformatter()
             converted: dict[int, np.ndarray] = {}  # a frame picked twice (the stream ended early) once
             frames = []
@@ -320,6 +322,7 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                     width, height = scaled_size(frame.width, frame.height, limits.frame_size)
                     converted[id(frame)] = reformatter.reformat(
                         frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
+                        threads=1,
                     ).to_ndarray()
                 frames.append(converted[id(frame)])
         return Video(frames=frames, audio=track.clip() if track is not None else None)

@@ -124,6 +124,26 @@ def test_video_frames_come_out_of_the_decoder_no_larger_than_the_image_models_si
     assert np.array_equal(center_square(full, 32), center_square(Image.fromarray(full), 32))
 
 
+def test_video_frames_are_converted_on_the_decoding_thread(monkeypatch):
+    # swscale's default is a pool of as many threads as the host has cores, started for every
+    # converter (every video) and woken for every small frame: on 16 cores several times the work.
+    from av.video import reformatter
+
+    real, asked = reformatter.VideoReformatter, []
+
+    class Spy:  # VideoReformatter cannot be subclassed
+        def __init__(self) -> None:
+            self._real = real()
+
+        def reformat(self, frame, **kw):
+            asked.append(kw.get("threads"))
+            return self._real.reformat(frame, **kw)
+
+    monkeypatch.setattr(reformatter, "VideoReformatter", Spy)
+    video = decode_media(K.VIDEO, mp4(frames=8, size=(320, 240)), MediaLimits(video_frames=4, frame_size=32))
+    assert len(video.frames) == 4 and asked and set(asked) == {1}
+
+
 def test_pictures_are_cropped_square_at_their_own_scale_and_huge_ones_shrunk_first():
     from PIL import Image
 
