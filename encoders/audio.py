@@ -74,16 +74,21 @@ class LibrosaAudioEncoder:
         self._window = torch.hann_window(n_fft, periodic=True, device=self.device)
         self.groups = (n_mels, n_mels, n_mfcc - 1, n_mfcc, n_mfcc, n_mfcc)
         self.dim = sum(self.groups)
-        self.version = self.space = f"librosa-logmel{n_mels}-mfcc{n_mfcc}-fft{n_fft}-hop{hop_length}@{self.dim}"
+        # v2: deltas at a clip's end no longer depend on the clips padded beside it
+        self.version = self.space = f"librosa-logmel{n_mels}-mfcc{n_mfcc}-fft{n_fft}-hop{hop_length}-v2@{self.dim}"
 
     def prepare(self, raw: Clip) -> np.ndarray:
         if raw.sample_rate != SAMPLE_RATE:
             raise EncoderError(f"clip at {raw.sample_rate} Hz; decode_audio resamples to {SAMPLE_RATE}")
         return raw.samples
 
-    def features(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def features(
+        self, waves: torch.Tensor, frames: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """dB mel spectrogram ``B x mels x frames``, MFCCs and their deltas, as librosa computes them
-        (``center=True`` with zero padding, power 2, ``ref=1``, ``amin=1e-10``, ``top_db``)."""
+        (``center=True`` with zero padding, power 2, ``ref=1``, ``amin=1e-10``, ``top_db``) for
+        waveforms zero-padded to a common length; ``frames``: how many frames cover each one's own
+        samples (default: all of them)."""
         spec = torch.stft(
             waves, self.n_fft, self.hop_length, window=self._window, center=True, pad_mode="constant",
             return_complex=True,
@@ -92,8 +97,12 @@ class LibrosaAudioEncoder:
         db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
         db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - self.top_db)
         mfcc = torch.matmul(self._dct, db)
-        # mode="interp" in librosa fits the edges; replicate-padding differs only in the first and last 4 frames
-        padded = torch.nn.functional.pad(mfcc, (4, 4), mode="replicate")
+        # The delta filter sees four frames past each end: each clip's own edge frame repeated, not
+        # the frames of another clip's padding, or a clip's vector would depend on the clips batched
+        # with it. (librosa fits the edges instead, mode="interp": the first and last 4 frames differ.)
+        last = (torch.tensor([mfcc.shape[-1]], device=mfcc.device) if frames is None else frames)[:, None] - 1
+        at = torch.minimum(torch.arange(-4, mfcc.shape[-1] + 4, device=mfcc.device).clamp(min=0)[None, :], last)
+        padded = torch.gather(mfcc, 2, at[:, None, :].expand(mfcc.shape[0], mfcc.shape[1], -1))
         deltas = [
             torch.nn.functional.conv1d(
                 padded.reshape(-1, 1, padded.shape[-1]), k.view(1, 1, -1)
@@ -109,8 +118,8 @@ class LibrosaAudioEncoder:
         if any(len(c) == 0 for c in clips):
             raise EncoderError("an audio clip has no samples")
         waves, lengths = _pad(clips, self.device)
-        db, mfcc, (d1, d2) = self.features(waves)
         frames = 1 + lengths // self.hop_length  # frames that cover real samples (center=True)
+        db, mfcc, (d1, d2) = self.features(waves, frames)
         mask = (torch.arange(db.shape[-1], device=self.device)[None, :] < frames[:, None]).float()[:, None, :]
         count = mask.sum(-1)
 
