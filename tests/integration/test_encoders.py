@@ -121,8 +121,8 @@ def test_librosa_audio_meets_the_contract_and_hears_speech_as_speech(librosa_aud
         for b in (0, 2, 3):
             if a != b:
                 assert v[a] @ v[b] > max(v[a] @ v[4], v[a] @ v[5], v[a] @ v[1]) + 0.05
-    # nor do the clips batched with it: the tone and the noise are padded to speech-en-2's length
-    # and, unlike speech, sound up to their last sample
+    # a clip's vector does not depend on the clips batched with it (all are padded to the length of
+    # speech-en-2); the tone and the noise, unlike speech, sound up to their last sample
     for k in (1, 3, 4):
         np.testing.assert_allclose(encode_raw(librosa_audio, clips[k : k + 1])[0], v[k], atol=1e-4)
 
