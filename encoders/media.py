@@ -8,6 +8,7 @@ is CPU work done in the encoder worker's thread pool, so it runs beside the mode
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections import deque
@@ -64,6 +65,10 @@ def _undecodable(kind: MediaKind, exc: Exception) -> EventError:
 
 
 def decode_image(data: bytes) -> Image:
+    """The picture upright, in RGB: a camera stores it as its sensor saw it and says in its EXIF
+    orientation tag how to turn it (a phone held upright takes a landscape picture tagged "turn
+    90 degrees clockwise"); a model shown it on its side sees something else."""
+    from PIL import ExifTags
     from PIL import Image as PILImage
 
     try:
@@ -71,9 +76,21 @@ def decode_image(data: bytes) -> Image:
         if img.width * img.height > MAX_IMAGE_PIXELS:
             raise ValueError(f"{img.width}x{img.height} is more than {MAX_IMAGE_PIXELS} pixels")
         img.draft("RGB", (IMAGE_DRAFT, IMAGE_DRAFT))  # JPEG only: decode at a fraction of full size
-        return img.convert("RGB")
+        turn = _exif_turns().get(img.getexif().get(ExifTags.Base.Orientation, 1))
+        rgb = img.convert("RGB")
+        return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc
+
+
+@functools.cache
+def _exif_turns() -> dict[int, Any]:
+    """EXIF orientation (2 to 8) -> the Pillow transpose that makes the picture upright (as
+    ``PIL.ImageOps.exif_transpose``, which also copies pictures that need no turn)."""
+    from PIL.Image import Transpose as T
+
+    return {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
+            7: T.TRANSVERSE, 8: T.ROTATE_90}
 
 
 def _average(channels: Sequence[np.ndarray]) -> np.ndarray:
@@ -252,6 +269,18 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return max(short_side, round(width * scale)), max(short_side, round(height * scale))
 
 
+def upright(frame: np.ndarray, rotation: float) -> np.ndarray:
+    """``frame`` turned ``rotation`` degrees counter-clockwise, as its stream's display matrix says
+    to show it (FFmpeg's convention, and PyAV's ``VideoFrame.rotation``): a phone filming upright
+    stores landscape frames and a matrix that turns them 90 degrees clockwise (-90).
+
+    >>> upright(np.array([[1, 2], [3, 4]]), -90).tolist(), upright(np.array([[1, 2]]), 90).tolist()
+    ([[3, 1], [4, 2]], [[2], [1]])
+    """
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, turns)) if turns else frame
+
+
 def container_format(data: bytes) -> str | None:
     """The FFmpeg demuxer for ISO media (MP4, MOV) and Matroska (MKV, WebM) by their first bytes,
     which spares a video the format probe (a third of opening it); None lets FFmpeg probe.
@@ -320,10 +349,10 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             for frame in picked:
                 if id(frame) not in converted:
                     width, height = scaled_size(frame.width, frame.height, limits.frame_size)
-                    converted[id(frame)] = reformatter.reformat(
+                    converted[id(frame)] = upright(reformatter.reformat(
                         frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
                         threads=1,
-                    ).to_ndarray()
+                    ).to_ndarray(), frame.rotation)
                 frames.append(converted[id(frame)])
         return Video(frames=frames, audio=track.clip() if track is not None else None)
     except EventError:

@@ -67,11 +67,12 @@ def crop(data: bytes, box: tuple[float, float, float, float], fmt: str = "JPEG")
 
 def mp4(
     frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None,
-    rate: int = 16000, left_only: bool = False, gop: int | None = None,
+    rate: int = 16000, left_only: bool = False, gop: int | None = None, rotation: int = 0,
 ) -> bytes:
     """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a 330 Hz tone
     track at ``rate`` if ``audio`` (stereo, the tone in both channels or, ``left_only``, in the left);
-    a keyframe every ``gop`` frames if given (else the encoder's choice)."""
+    a keyframe every ``gop`` frames if given (else the encoder's choice); a display matrix that
+    turns the frames ``rotation`` degrees counter-clockwise if given (as phones write)."""
     import av
     from PIL import Image
 
@@ -83,6 +84,8 @@ def mp4(
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if gop is not None:
             stream.codec_context.gop_size = gop
+        if rotation:
+            stream.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=rate, layout="stereo") if audio else None
         for i in range(frames):
             pixels = np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)

@@ -8,7 +8,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import mp4, png, wav
+from tests.media import mp4, photo, png, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -122,6 +122,64 @@ def test_video_frames_come_out_of_the_decoder_no_larger_than_the_image_models_si
     assert full.shape == (48, 64, 3) and [f.shape for f in small.frames] == [(48, 64, 3)] * 2
     # an array gives the same square as the same picture given to Pillow
     assert np.array_equal(center_square(full, 32), center_square(Image.fromarray(full), 32))
+
+
+# EXIF orientation -> how the stored picture was turned from upright (the inverse of the turn back)
+STORED_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+                7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+def tagged(picture, fmt: str, orientation: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    picture.save(buf, fmt, exif=exif)
+    return buf.getvalue()
+
+
+def upright_photo():
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(photo())).convert("RGB").crop((0, 0, 512, 384))  # not square
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_TURNS))
+def test_pictures_come_out_upright_whatever_their_exif_orientation(orientation):
+    from PIL import Image
+
+    upright = upright_photo()
+    stored = upright.transpose(Image.Transpose[STORED_TURNS[orientation]])
+    # lossless: upright again means the very same pixels
+    assert np.array_equal(np.asarray(decode_media(K.IMAGE, tagged(stored, "PNG", orientation))), np.asarray(upright))
+
+
+def test_a_phones_sideways_jpeg_comes_out_as_the_upright_picture():
+    from PIL import Image
+
+    upright = upright_photo()
+    phone = decode_media(K.IMAGE, tagged(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", 6))
+    plain = decode_media(K.IMAGE, tagged(upright, "JPEG", 1))
+    a, b = np.asarray(phone, dtype=float), np.asarray(plain, dtype=float)
+    assert a.shape == b.shape == (384, 512, 3) and np.abs(a - b).mean() < 2  # JPEG's loss only
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_video_frames_come_out_as_the_display_matrix_shows_them(rotation):
+    plain = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48), image=photo()), MediaLimits(video_frames=2))
+    turned = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48), image=photo(), rotation=rotation),
+                          MediaLimits(video_frames=2, frame_size=32))
+    # scaled to the model's size while still in YUV, then turned: the short side stays 32
+    assert [f.shape for f in turned.frames] == [(32, 43, 3) if rotation == 180 else (43, 32, 3)] * 2
+    full = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48), image=photo(), rotation=rotation),
+                        MediaLimits(video_frames=2))
+    for a, b in zip(full.frames, plain.frames, strict=True):
+        assert np.array_equal(a, np.rot90(b, rotation // 90)) and a.flags.c_contiguous
 
 
 def test_video_frames_are_converted_on_the_decoding_thread(monkeypatch):
