@@ -65,9 +65,15 @@ def _undecodable(kind: MediaKind, exc: Exception) -> EventError:
 
 
 def decode_image(data: bytes) -> Image:
-    """The picture upright, in RGB: a camera stores it as its sensor saw it and says in its EXIF
-    orientation tag how to turn it (a phone held upright takes a landscape picture tagged "turn
-    90 degrees clockwise"); a model shown it on its side sees something else."""
+    """The picture upright, in 8-bit RGB, as a viewer shows it.
+
+    Upright: a camera stores a picture as its sensor saw it and says in its EXIF orientation tag
+    how to turn it (a phone held upright takes a landscape picture tagged "turn 90 degrees
+    clockwise"); a model shown it on its side sees something else. Transparent parts are shown on
+    white, as shops show cut-out products (dropping the alpha channel would show whatever colour
+    the transparent pixels happen to store, often black). 16-bit grey is scaled to 8 bits, where
+    Pillow's conversion would clip it (everything above 255 of 65535 white).
+    """
     from PIL import ExifTags
     from PIL import Image as PILImage
 
@@ -77,7 +83,13 @@ def decode_image(data: bytes) -> Image:
             raise ValueError(f"{img.width}x{img.height} is more than {MAX_IMAGE_PIXELS} pixels")
         img.draft("RGB", (IMAGE_DRAFT, IMAGE_DRAFT))  # JPEG only: decode at a fraction of full size
         turn = _exif_turns().get(img.getexif().get(ExifTags.Base.Orientation, 1))
-        rgb = img.convert("RGB")
+        if img.mode.startswith("I;16"):
+            img = PILImage.fromarray((np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8), "L")
+        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+            rgba = img.convert("RGBA")
+            rgb = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+        else:
+            rgb = img.convert("RGB")
         return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc

@@ -169,6 +169,41 @@ def test_a_phones_sideways_jpeg_comes_out_as_the_upright_picture():
     assert a.shape == b.shape == (384, 512, 3) and np.abs(a - b).mean() < 2  # JPEG's loss only
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_parts_of_a_picture_are_shown_on_white(mode):
+    import io
+    import warnings
+
+    from PIL import Image
+
+    pixels = np.zeros((40, 40, 4), np.uint8)  # transparent black, as cut-outs often store it
+    pixels[10:30, 10:30] = (200, 30, 30, 255)
+    pixels[0, 39] = (200, 30, 30, 128)  # half transparent
+    buf = io.BytesIO()
+    picture = Image.fromarray(pixels, "RGBA")
+    (picture if mode == "RGBA" else picture.convert(mode)).save(buf, "PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow warns when a palette's transparency is dropped
+        out = np.asarray(decode_media(K.IMAGE, buf.getvalue())).astype(int)
+    opaque = out[20, 20]
+    assert out[0, 0].tolist() == [255, 255, 255] and out[39, 39].tolist() == [255, 255, 255]
+    assert opaque.tolist() == ([opaque[0]] * 3 if mode == "LA" else [200, 30, 30]) and opaque[0] < 255
+    if mode == "RGBA":
+        assert np.abs(out[0, 39] - [228, 142, 142]).max() <= 1  # blended half way to white
+
+
+def test_16_bit_grey_pictures_are_scaled_to_8_bits_not_clipped():
+    import io
+
+    from PIL import Image
+
+    grey = np.linspace(0, 65535, 40 * 40).reshape(40, 40).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "PNG")
+    out = np.asarray(decode_media(K.IMAGE, buf.getvalue()))
+    assert out.shape == (40, 40, 3) and np.array_equal(out[..., 0], (grey >> 8).astype(np.uint8))
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_video_frames_come_out_as_the_display_matrix_shows_them(rotation):
     plain = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48), image=photo()), MediaLimits(video_frames=2))
