@@ -322,16 +322,18 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             video = container.streams.video[0]
             video.codec_context.thread_count = 1  # the worker decodes many videos side by side already
             sound = container.streams.audio[0] if container.streams.audio else None
-            duration = float(video.duration * video.time_base) if video.duration else (
-                container.duration / av.time_base if container.duration else limits.max_video_s
+            time_base = float(video.time_base)
+            # Times count from the stream's first frame, which need not be at 0 (MPEG-TS, cut clips).
+            origin = video.start_time * time_base if video.start_time is not None else 0.0
+            duration = video.duration * time_base if video.duration else (
+                container.duration / av.time_base if container.duration else None
             )
-            window = min(duration, limits.max_video_s)
+            window = min(duration, limits.max_video_s) if duration else limits.max_video_s
             track = _TrackReader(min(limits.max_audio_s, limits.max_video_s)) if sound is not None else None
             # Demux first (cheap: no decoding), reading the sound track meanwhile, so the frames to
             # take can be chosen knowing where the keyframes are; then decode only what leads to them.
             packets: list[Any] = []
             times: list[float] = []
-            time_base = float(video.time_base)
             collecting = True
             for packet in container.demux(*(s for s in (video, sound) if s is not None)):
                 if packet.stream is sound:
@@ -344,11 +346,19 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                     t = stamp * time_base if stamp is not None else math.inf
                     packets.append(packet)
                     times.append(t)
-                    collecting = not (packet.is_keyframe and t >= window)
+                    collecting = not (packet.is_keyframe and t - origin >= window)
                 if not collecting and (track is None or track.full):
                     break
-            keyframes = [t for packet, t in zip(packets, times, strict=True) if packet.is_keyframe and t < window]
-            targets = sample_times(keyframes, window, limits.video_frames)
+            if not duration:
+                # A streamed file (a browser's MediaRecorder WebM) does not say how long it is: the
+                # window ends with its last frame, not at max_video_s with the last frame standing in
+                # for every sample past it.
+                ends = [t + (packet.duration or 0) * time_base for packet, t in zip(packets, times, strict=True)
+                        if t != math.inf]
+                window = min(window, max(ends, default=origin) - origin) or window
+            keyframes = [t - origin for packet, t in zip(packets, times, strict=True)
+                         if packet.is_keyframe and t - origin < window]
+            targets = [origin + t for t in sample_times(keyframes, window, limits.video_frames)]
             picked = _frames_at(video.codec_context, packets, times, targets)
             if picked[-1] is None:
                 raise ValueError("no decodable video frame")

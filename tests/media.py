@@ -107,3 +107,33 @@ def mp4(
             for packet in sound.encode():
                 container.mux(packet)
     return buf.getvalue()
+
+
+def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:
+    """A video at 8 fps of brightening grey frames (frame ``i`` at ``6 i``) written as a browser's
+    MediaRecorder or a live capture writes one, to an output it cannot seek back in: a WebM then
+    never says how long it is, and an MPEG-TS starts its clock past zero."""
+    import av
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            self.data += b
+            return len(b)
+
+    out = Pipe()
+    with av.open(out, "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return bytes(out.data)

@@ -1,5 +1,6 @@
 """The media policy, the decode checks and image batching, on local files and made-up host names (no network)."""
 
+import io
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import mp4, photo, png, wav
+from tests.media import mp4, photo, png, streamed, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -130,8 +131,6 @@ STORED_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: 
 
 
 def tagged(picture, fmt: str, orientation: int) -> bytes:
-    import io
-
     from PIL import Image
 
     exif = Image.Exif()
@@ -142,8 +141,6 @@ def tagged(picture, fmt: str, orientation: int) -> bytes:
 
 
 def upright_photo():
-    import io
-
     from PIL import Image
 
     return Image.open(io.BytesIO(photo())).convert("RGB").crop((0, 0, 512, 384))  # not square
@@ -171,7 +168,6 @@ def test_a_phones_sideways_jpeg_comes_out_as_the_upright_picture():
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
 def test_transparent_parts_of_a_picture_are_shown_on_white(mode):
-    import io
     import warnings
 
     from PIL import Image
@@ -193,8 +189,6 @@ def test_transparent_parts_of_a_picture_are_shown_on_white(mode):
 
 
 def test_16_bit_grey_pictures_are_scaled_to_8_bits_not_clipped():
-    import io
-
     from PIL import Image
 
     grey = np.linspace(0, 65535, 40 * 40).reshape(40, 40).astype(np.uint16)
@@ -202,6 +196,25 @@ def test_16_bit_grey_pictures_are_scaled_to_8_bits_not_clipped():
     Image.fromarray(grey).save(buf, "PNG")
     out = np.asarray(decode_media(K.IMAGE, buf.getvalue()))
     assert out.shape == (40, 40, 3) and np.array_equal(out[..., 0], (grey >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("fmt", "codec"), [("webm", "libvpx"), ("mpegts", "libx264")])
+def test_frames_are_spread_over_a_streamed_video_that_does_not_say_its_length_or_starts_late(fmt, codec):
+    import math
+
+    import av
+
+    from fusionrec.encoders.media import sample_times
+
+    data = streamed(fmt, codec, frames=40)  # 5 s at 8 fps; one keyframe, the first frame
+    with av.open(io.BytesIO(data)) as container:
+        video = container.streams.video[0]
+        said = (video.duration, video.start_time)
+    assert said == ((None, 0) if fmt == "webm" else (450000, 22500))  # no length; starts at 0.25 s
+    video = decode_media(K.VIDEO, data, MediaLimits(video_frames=8))
+    # the first frame at or after each sample time over the 5 s, counted from the first frame
+    expected = [math.ceil(8 * t - 1e-9) for t in sample_times([0.0], 5.0, 8)]
+    assert [round(f[0, 0, 0] / 6) for f in video.frames] == expected
 
 
 @pytest.mark.parametrize("rotation", [90, -90, 180])
@@ -272,12 +285,9 @@ def test_the_encoders_resize_is_pillows_bilinear_filter(side):
 
 @pytest.mark.parametrize("gop", [12, 64])  # a keyframe in every segment (1.5 s) or rarer (8 s)
 def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_times(gop):
-    import io
-
     import av
 
     from fusionrec.encoders.media import sample_times
-    from tests.media import photo
 
     data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=gop)  # 20 s at 8 fps
     got = decode_media(K.VIDEO, data, MediaLimits(video_frames=6))
@@ -357,9 +367,6 @@ def test_a_stereo_track_is_the_mean_of_its_channels_as_libsndfile_files_are(rate
 
 
 def test_a_stereo_file_comes_out_as_the_mean_of_its_channels():
-    import io
-
-    import numpy as np
     import soundfile
 
     t = np.arange(16000) / 16000
