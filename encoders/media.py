@@ -267,14 +267,18 @@ def _frames_at(codec: Any, packets: Sequence[Any], times: Sequence[float], targe
     return picked
 
 
-def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
-    """A frame's size once its short side is at most ``short_side`` (unchanged for None). Smaller
-    frames keep their size: the image encoder enlarges them on its device for less than FFmpeg's
-    scaler charges the CPU.
+def scaled_size(width: int, height: int, short_side: int | None, pixel_aspect: float = 1.0) -> tuple[int, int]:
+    """A frame's size as it is shown, its width stretched by the shape of its pixels (anamorphic
+    video: HDV's 1440 x 1080 pixels are each 4/3 as wide as tall), once its short side is at most
+    ``short_side`` (unchanged for None). Smaller frames keep their size: the image encoder enlarges
+    them on its device for less than FFmpeg's scaler charges the CPU.
 
     >>> scaled_size(1920, 1080, 224), scaled_size(160, 160, 224), scaled_size(640, 480, None)
     ((398, 224), (160, 160), (640, 480))
+    >>> scaled_size(1440, 1080, 224, 4 / 3), scaled_size(48, 48, None, 4 / 3)
+    ((398, 224), (64, 48))
     """
+    width = max(1, round(width * pixel_aspect))
     if short_side is None or min(width, height) <= short_side:
         return width, height
     scale = short_side / min(width, height)
@@ -366,11 +370,12 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             # One thread: by default swscale starts a pool as large as the host's cores for every
             # converter, i.e. every video, then wakes them all to split a small frame.
             reformatter = VideoReformatter()
+            pixel_aspect = float(video.sample_aspect_ratio or 1)  # 0/1: not said, square
             converted: dict[int, np.ndarray] = {}  # a frame picked twice (the stream ended early) once
             frames = []
             for frame in picked:
                 if id(frame) not in converted:
-                    width, height = scaled_size(frame.width, frame.height, limits.frame_size)
+                    width, height = scaled_size(frame.width, frame.height, limits.frame_size, pixel_aspect)
                     converted[id(frame)] = upright(reformatter.reformat(
                         frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
                         threads=1,

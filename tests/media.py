@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,13 @@ def crop(data: bytes, box: tuple[float, float, float, float], fmt: str = "JPEG")
 def mp4(
     frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None,
     rate: int = 16000, left_only: bool = False, gop: int | None = None, rotation: int = 0,
+    pixel_aspect: tuple[int, int] | None = None,
 ) -> bytes:
     """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a 330 Hz tone
     track at ``rate`` if ``audio`` (stereo, the tone in both channels or, ``left_only``, in the left);
     a keyframe every ``gop`` frames if given (else the encoder's choice); a display matrix that
-    turns the frames ``rotation`` degrees counter-clockwise if given (as phones write)."""
+    turns the frames ``rotation`` degrees counter-clockwise if given (as phones write); pixels
+    ``pixel_aspect`` (width, height) as wide as tall if given (anamorphic video)."""
     import av
     from PIL import Image
 
@@ -86,6 +89,8 @@ def mp4(
             stream.codec_context.gop_size = gop
         if rotation:
             stream.set_display_rotation(rotation)
+        if pixel_aspect:
+            stream.codec_context.sample_aspect_ratio = Fraction(*pixel_aspect)
         sound = container.add_stream("aac", rate=rate, layout="stereo") if audio else None
         for i in range(frames):
             pixels = np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)

@@ -217,6 +217,21 @@ def test_frames_are_spread_over_a_streamed_video_that_does_not_say_its_length_or
     assert [round(f[0, 0, 0] / 6) for f in video.frames] == expected
 
 
+def test_anamorphic_video_frames_come_out_as_wide_as_they_are_shown():
+    from PIL import Image
+
+    # 48 x 48 pixels each 4/3 as wide as tall: shown 64 x 48, the left half black, the right white
+    half = np.zeros((48, 48, 3), np.uint8)
+    half[:, 24:] = 255
+    picture = io.BytesIO()
+    Image.fromarray(half).save(picture, "PNG")
+    data = mp4(frames=2, size=(48, 48), image=picture.getvalue(), pixel_aspect=(4, 3))
+    frame = decode_media(K.VIDEO, data, MediaLimits(video_frames=1)).frames[0]
+    assert frame.shape == (48, 64, 3)
+    assert frame[:, :28].max() < 40 and frame[:, 36:].min() > 215  # each half 32 wide, edges blurred
+    assert decode_media(K.VIDEO, data, MediaLimits(video_frames=1, frame_size=32)).frames[0].shape == (32, 43, 3)
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_video_frames_come_out_as_the_display_matrix_shows_them(rotation):
     plain = decode_media(K.VIDEO, mp4(frames=4, size=(64, 48), image=photo()), MediaLimits(video_frames=2))
