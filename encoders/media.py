@@ -359,7 +359,9 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                 # for every sample past it.
                 ends = [t + (packet.duration or 0) * time_base for packet, t in zip(packets, times, strict=True)
                         if t != math.inf]
-                window = min(window, max(ends, default=origin) - origin) or window
+                last = max(ends, default=origin) - origin
+                if last > 0:
+                    window = min(window, last)
             keyframes = [t - origin for packet, t in zip(packets, times, strict=True)
                          if packet.is_keyframe and t - origin < window]
             targets = [origin + t for t in sample_times(keyframes, window, limits.video_frames)]
