@@ -72,11 +72,13 @@ def decode_image(data: bytes) -> Image:
     clockwise"); a model shown it on its side sees something else. Transparent parts are shown on
     white, as shops show cut-out products (dropping the alpha channel would show whatever colour
     the transparent pixels happen to store, often black). 16-bit grey is scaled to 8 bits, where
-    Pillow's conversion would clip it (everything above 255 of 65535 white).
+    Pillow's conversion would clip it (everything above 255 of 65535 white). HEIC/HEIF, an iPhone's
+    default, decodes through pillow-heif.
     """
     from PIL import ExifTags
     from PIL import Image as PILImage
 
+    _open_heif_too()
     try:
         img = PILImage.open(io.BytesIO(data))
         if img.width * img.height > MAX_IMAGE_PIXELS:
@@ -93,6 +95,16 @@ def decode_image(data: bytes) -> Image:
         return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc
+
+
+@functools.cache
+def _open_heif_too() -> None:
+    """Lets Pillow open HEIF. libheif applies the file's own turn (its irot/imir boxes, which HEIF
+    readers follow instead of EXIF), and pillow-heif then says orientation 1 in the EXIF it hands on,
+    so :func:`decode_image` does not turn an iPhone's picture a second time."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 @functools.cache

@@ -166,6 +166,35 @@ def test_a_phones_sideways_jpeg_comes_out_as_the_upright_picture():
     assert a.shape == b.shape == (384, 512, 3) and np.abs(a - b).mean() < 2  # JPEG's loss only
 
 
+def heic(picture, orientation: int = 1) -> bytes:
+    """``picture`` as an iPhone stores it: HEIC, pixels as the sensor saw them, and a turn for
+    readers to apply (written by libheif as an irot box, and as the EXIF orientation tag). Written
+    with pillow-heif itself: its Pillow plugin, once in, would open HEIC for any code."""
+    import pillow_heif
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    pillow_heif.from_bytes(picture.mode, picture.size, picture.tobytes()).save(buf, quality=90, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_an_iphones_heic_photo_decodes_upright_and_turned_once():
+    from PIL import Image
+
+    upright = upright_photo()
+    sideways = heic(upright.transpose(Image.Transpose.ROTATE_90), orientation=6)
+    assert b"irot" in sideways  # the turn is in the file, as in an iPhone's
+    for data in (heic(upright), sideways):
+        out = np.asarray(decode_media(K.IMAGE, data), dtype=float)
+        assert out.shape == (384, 512, 3) and np.abs(out - np.asarray(upright, dtype=float)).mean() < 4  # HEVC's loss only
+    cut_out = np.zeros((32, 32, 4), np.uint8)  # HEIF carries transparency too
+    cut_out[8:24, 8:24] = (200, 30, 30, 255)
+    out = np.asarray(decode_media(K.IMAGE, heic(Image.fromarray(cut_out, "RGBA")))).astype(int)
+    assert np.abs(out[0, 0] - 255).max() <= 3 and np.abs(out[16, 16] - [200, 30, 30]).max() <= 12
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
 def test_transparent_parts_of_a_picture_are_shown_on_white(mode):
     import warnings
