@@ -69,13 +69,14 @@ def crop(data: bytes, box: tuple[float, float, float, float], fmt: str = "JPEG")
 def mp4(
     frames: int = 8, *, audio: bool = False, size: tuple[int, int] = (64, 48), image: bytes | None = None,
     rate: int = 16000, left_only: bool = False, gop: int | None = None, rotation: int = 0,
-    pixel_aspect: tuple[int, int] | None = None,
+    pixel_aspect: tuple[int, int] | None = None, bframes: int = 0,
 ) -> bytes:
     """An MPEG-4 video at 8 fps: brightening grey frames (or ``image`` panning), with a 330 Hz tone
     track at ``rate`` if ``audio`` (stereo, the tone in both channels or, ``left_only``, in the left);
     a keyframe every ``gop`` frames if given (else the encoder's choice); a display matrix that
     turns the frames ``rotation`` degrees counter-clockwise if given (as phones write); pixels
-    ``pixel_aspect`` (width, height) as wide as tall if given (anamorphic video)."""
+    ``pixel_aspect`` (width, height) as wide as tall if given (anamorphic video); up to ``bframes``
+    B-frames in a row (stored before the frames shown ahead of them, as most web video is)."""
     import av
     from PIL import Image
 
@@ -83,7 +84,7 @@ def mp4(
     base = Image.open(io.BytesIO(image)).convert("RGB").resize((w + frames, h)) if image else None
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=8)
+        stream = container.add_stream("mpeg4", rate=8, options={"bf": str(bframes)})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if gop is not None:
             stream.codec_context.gop_size = gop

@@ -327,13 +327,14 @@ def test_the_encoders_resize_is_pillows_bilinear_filter(side):
         assert np.abs(out.round().astype(int) - expected).max() <= 1
 
 
-@pytest.mark.parametrize("gop", [12, 64])  # a keyframe in every segment (1.5 s) or rarer (8 s)
-def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_times(gop):
+# a keyframe in every segment (1.5 s) or rarer (8 s); B-frames: decoded out of the order they are shown in
+@pytest.mark.parametrize(("gop", "bframes"), [(12, 0), (64, 0), (12, 2)])
+def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_times(gop, bframes):
     import av
 
     from fusionrec.encoders.media import sample_times
 
-    data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=gop)  # 20 s at 8 fps
+    data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=gop, bframes=bframes)  # 20 s at 8 fps
     got = decode_media(K.VIDEO, data, MediaLimits(video_frames=6))
     with av.open(io.BytesIO(data)) as container:
         every = [(f.time, f.key_frame, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
