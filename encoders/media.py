@@ -83,7 +83,9 @@ def decode_image(data: bytes) -> Image:
         img = PILImage.open(io.BytesIO(data))
         if img.width * img.height > MAX_IMAGE_PIXELS:
             raise ValueError(f"{img.width}x{img.height} is more than {MAX_IMAGE_PIXELS} pixels")
-        img.draft("RGB", (IMAGE_DRAFT, IMAGE_DRAFT))  # JPEG only: decode at a fraction of full size
+        # JPEG (and HEIF with a large enough thumbnail): decode at a fraction of full size
+        img.draft("RGB", (IMAGE_DRAFT, IMAGE_DRAFT))
+        img.load()  # first: Pillow turns a TIFF upright as it loads it, and then drops its tag
         turn = _exif_turns().get(img.getexif().get(ExifTags.Base.Orientation, 1))
         if img.mode.startswith("I;16"):
             img = PILImage.fromarray((np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8), "L")

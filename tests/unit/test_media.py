@@ -146,14 +146,15 @@ def upright_photo():
     return Image.open(io.BytesIO(photo())).convert("RGB").crop((0, 0, 512, 384))  # not square
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])  # Pillow turns TIFFs itself as it loads them: not twice
 @pytest.mark.parametrize("orientation", sorted(STORED_TURNS))
-def test_pictures_come_out_upright_whatever_their_exif_orientation(orientation):
+def test_pictures_come_out_upright_whatever_their_exif_orientation(orientation, fmt):
     from PIL import Image
 
     upright = upright_photo()
     stored = upright.transpose(Image.Transpose[STORED_TURNS[orientation]])
     # lossless: upright again means the very same pixels
-    assert np.array_equal(np.asarray(decode_media(K.IMAGE, tagged(stored, "PNG", orientation))), np.asarray(upright))
+    assert np.array_equal(np.asarray(decode_media(K.IMAGE, tagged(stored, fmt, orientation))), np.asarray(upright))
 
 
 def test_a_phones_sideways_jpeg_comes_out_as_the_upright_picture():
