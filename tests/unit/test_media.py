@@ -167,17 +167,20 @@ def test_a_phones_sideways_jpeg_comes_out_as_the_upright_picture():
     assert a.shape == b.shape == (384, 512, 3) and np.abs(a - b).mean() < 2  # JPEG's loss only
 
 
-def heic(picture, orientation: int = 1) -> bytes:
+def heic(picture, orientation: int = 1, thumbnails: tuple[int, ...] = ()) -> bytes:
     """``picture`` as an iPhone stores it: HEIC, pixels as the sensor saw them, and a turn for
     readers to apply (written by libheif as an irot box, and as the EXIF orientation tag). Written
-    with pillow-heif itself: its Pillow plugin, once in, would open HEIC for any code."""
+    with pillow-heif itself: its Pillow plugin, once in, would open HEIC for any code. ``thumbnails``:
+    the long sides of reduced copies to embed."""
     import pillow_heif
     from PIL import Image
 
     exif = Image.Exif()
     exif[0x0112] = orientation
     buf = io.BytesIO()
-    pillow_heif.from_bytes(picture.mode, picture.size, picture.tobytes()).save(buf, quality=90, exif=exif.tobytes())
+    pillow_heif.from_bytes(picture.mode, picture.size, picture.tobytes()).save(
+        buf, quality=90, exif=exif.tobytes(), thumbnails=list(thumbnails)
+    )
     return buf.getvalue()
 
 
@@ -194,6 +197,18 @@ def test_an_iphones_heic_photo_decodes_upright_and_turned_once():
     cut_out[8:24, 8:24] = (200, 30, 30, 255)
     out = np.asarray(decode_media(K.IMAGE, heic(Image.fromarray(cut_out, "RGBA")))).astype(int)
     assert np.abs(out[0, 0] - 255).max() <= 3 and np.abs(out[16, 16] - [200, 30, 30]).max() <= 12
+
+
+def test_a_heic_decodes_from_its_embedded_thumbnail_where_that_is_large_enough():
+    # as a JPEG decodes at a reduced size: at least 320 pixels each way (HEVC itself has no cheap reduced decode)
+    from PIL import Image
+
+    big = upright_photo().resize((1024, 768))
+    assert decode_media(K.IMAGE, heic(big, thumbnails=(320,))).size == (1024, 768)  # 320 x 240: the picture itself
+    sideways = heic(big.transpose(Image.Transpose.ROTATE_90), orientation=6, thumbnails=(512,))
+    for data in (heic(big, thumbnails=(512,)), sideways):  # the thumbnail is turned as the picture is
+        out = np.asarray(decode_media(K.IMAGE, data), dtype=float)
+        assert out.shape == (384, 512, 3) and np.abs(out - np.asarray(upright_photo(), dtype=float)).mean() < 6
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
