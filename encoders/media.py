@@ -337,7 +337,9 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                 raise ValueError("no video stream")
             # No frame threading: it buffers a frame per thread before the first comes out, which costs
             # more than it saves when a few frames are taken and many videos decode side by side.
-            video = container.streams.video[0]
+            # FFmpeg's pick, as players make it: a cover picture stored as a video track of one frame
+            # (music videos, MKV) can come first, and would be sampled in place of the moving stream.
+            video = container.streams.best("video")
             video.codec_context.thread_count = 1  # the worker decodes many videos side by side already
             sound = container.streams.audio[0] if container.streams.audio else None
             time_base = float(video.time_base)

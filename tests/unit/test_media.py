@@ -290,6 +290,30 @@ def test_video_frames_come_out_as_the_display_matrix_shows_them(rotation):
         assert np.array_equal(a, np.rot90(b, rotation // 90)) and a.flags.c_contiguous
 
 
+def test_a_cover_picture_stored_before_the_video_is_not_sampled_for_it():
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as container:
+        cover = container.add_stream("mjpeg", rate=1)  # one white frame, track 0
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        moving = container.add_stream("mpeg4", rate=8)
+        moving.width, moving.height, moving.pix_fmt = 64, 48, "yuv420p"
+        for packet in cover.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 250, np.uint8), format="rgb24")):
+            container.mux(packet)
+        for packet in cover.encode():
+            container.mux(packet)
+        for i in range(16):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
+            for packet in moving.encode(frame):
+                container.mux(packet)
+        for packet in moving.encode():
+            container.mux(packet)
+    frames = decode_media(K.VIDEO, buf.getvalue(), MediaLimits(video_frames=4)).frames
+    assert [f.shape for f in frames] == [(48, 64, 3)] * 4
+    assert [int(f[0, 0, 0]) for f in frames] == sorted({int(f[0, 0, 0]) for f in frames})  # four moments, in order
+
+
 def test_video_frames_are_converted_on_the_decoding_thread(monkeypatch):
     # swscale's default is a pool of as many threads as the host has cores, started for every
     # converter (every video) and woken for every small frame: on 16 cores several times the work.
