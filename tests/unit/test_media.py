@@ -193,6 +193,7 @@ def test_an_iphones_heic_photo_decodes_upright_and_turned_once():
     for data in (heic(upright), sideways):
         out = np.asarray(decode_media(K.IMAGE, data), dtype=float)
         assert out.shape == (384, 512, 3) and np.abs(out - np.asarray(upright, dtype=float)).mean() < 4  # HEVC's loss only
+    assert code_of(lambda: decode_media(K.IMAGE, sideways[: len(sideways) // 2])) is ErrorCode.MEDIA_UNDECODABLE
     cut_out = np.zeros((32, 32, 4), np.uint8)  # HEIF carries transparency too
     cut_out[8:24, 8:24] = (200, 30, 30, 255)
     out = np.asarray(decode_media(K.IMAGE, heic(Image.fromarray(cut_out, "RGBA")))).astype(int)
