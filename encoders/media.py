@@ -335,11 +335,11 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
         with av.open(io.BytesIO(data), format=container_format(data)) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
-            # No frame threading: it buffers a frame per thread before the first comes out, which costs
-            # more than it saves when a few frames are taken and many videos decode side by side.
             # FFmpeg's pick, as players make it: a cover picture stored as a video track of one frame
             # (music videos, MKV) can come first, and would be sampled in place of the moving stream.
             video = container.streams.best("video")
+            # No frame threading: it buffers a frame per thread before the first comes out, which costs
+            # more than it saves when a few frames are taken and many videos decode side by side.
             video.codec_context.thread_count = 1  # the worker decodes many videos side by side already
             sound = container.streams.audio[0] if container.streams.audio else None
             time_base = float(video.time_base)
