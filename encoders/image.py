@@ -54,10 +54,13 @@ def center_square(img: Image | np.ndarray, size: int) -> np.ndarray:
             top, left = (h - side) // 2, (w - side) // 2
             return np.ascontiguousarray(img[top : top + side, left : left + side], dtype=np.uint8)
         img = PILImage.fromarray(img)
-    img = img.convert("RGB")
+    if img.mode != "RGB":  # convert() copies even an RGB picture
+        img = img.convert("RGB")
     if min(img.width, img.height) > 4 * size:
         img = img.reduce(min(img.width, img.height) // (2 * size))
     side = min(img.width, img.height)
+    if img.width == img.height:  # crop() too would copy it whole
+        return np.asarray(img, dtype=np.uint8)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     return np.asarray(img.crop((left, top, left + side, top + side)), dtype=np.uint8)
 

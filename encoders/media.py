@@ -93,7 +93,8 @@ def decode_image(data: bytes) -> Image:
             rgba = img.convert("RGBA")
             rgb = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
         else:
-            rgb = img.convert("RGB")
+            # RGB already (every colour JPEG): convert() would copy it for nothing
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
         return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc
