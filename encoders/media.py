@@ -78,9 +78,8 @@ def decode_image(data: bytes) -> Image:
     from PIL import ExifTags
     from PIL import Image as PILImage
 
-    _open_heif_too()
     try:
-        img = PILImage.open(io.BytesIO(data))
+        img = _open_picture(data)
         if img.width * img.height > MAX_IMAGE_PIXELS:
             raise ValueError(f"{img.width}x{img.height} is more than {MAX_IMAGE_PIXELS} pixels")
         # JPEG (and HEIF with a large enough thumbnail): decode at a fraction of full size
@@ -98,6 +97,21 @@ def decode_image(data: bytes) -> Image:
         return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc
+
+
+def _open_picture(data: bytes) -> Image:
+    """Pillow's image of ``data``; HEIF through pillow-heif, whose plugin (and 25 MB of codec
+    libraries) is loaded when the first picture in ISO media (``ftyp``) that Pillow cannot open comes."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    try:
+        return PILImage.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        if data[4:8] != b"ftyp":
+            raise
+    _open_heif_too()
+    return PILImage.open(io.BytesIO(data))
 
 
 @functools.cache

@@ -200,6 +200,18 @@ def test_an_iphones_heic_photo_decodes_upright_and_turned_once():
     assert np.abs(out[0, 0] - 255).max() <= 3 and np.abs(out[16, 16] - [200, 30, 30]).max() <= 12
 
 
+def test_pillow_heif_is_loaded_only_once_a_heic_comes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    check = ("import sys; from tests.media import png; from fusionrec.encoders.media import decode_image; "
+             "decode_image(png()); print('pillow_heif' in sys.modules)")
+    root = Path(__file__).parents[2]
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.split() == ["False"]
+
+
 def test_a_heic_decodes_from_its_embedded_thumbnail_where_that_is_large_enough():
     # as a JPEG decodes at a reduced size: at least 320 pixels each way (HEVC itself has no cheap reduced decode)
     from PIL import Image
