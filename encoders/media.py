@@ -350,8 +350,8 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
         with av.open(io.BytesIO(data), format=container_format(data)) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
-            # FFmpeg's pick, as players make it: a cover picture stored as a video track of one frame
-            # (music videos, MKV) can come first, and would be sampled in place of the moving stream.
+            # FFmpeg's pick, as players make it: a cover picture stored as a one-frame video track can
+            # come first (an MKV's cover art), and would be sampled in place of the moving stream.
             video = container.streams.best("video")
             # No frame threading: it buffers a frame per thread before the first comes out, which costs
             # more than it saves when a few frames are taken and many videos decode side by side.
