@@ -210,12 +210,23 @@ class _TrackReader:
         return _mono(samples, self.rate, self.max_s)
 
 
+def _sound(container: Any, video: Any = None) -> Any:
+    """The audio stream a player would play (with ``video``, the one that goes with it), or None.
+
+    FFmpeg's pick passes over a track flagged for the hearing or visually impaired (an audio
+    description: a narrator describing the picture) and prefers the one flagged default, where the
+    first track can be either of those, or a director's commentary.
+    """
+    return container.streams.best("audio", related=video) if container.streams.audio else None
+
+
 def _av_audio(container: Any, max_s: float) -> Clip | None:
-    """The first audio stream of an open PyAV container; None if it has none."""
-    if not container.streams.audio:
+    """The audio of an open PyAV container (see :func:`_sound`); None if it has none."""
+    sound = _sound(container)
+    if sound is None:
         return None
     track = _TrackReader(max_s)
-    for frame in container.decode(container.streams.audio[0]):
+    for frame in container.decode(sound):
         track.add(frame)
         if track.full:
             break
@@ -356,7 +367,7 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             # No frame threading: it buffers a frame per thread before the first comes out, which costs
             # more than it saves when a few frames are taken and many videos decode side by side.
             video.codec_context.thread_count = 1  # the worker decodes many videos side by side already
-            sound = container.streams.audio[0] if container.streams.audio else None
+            sound = _sound(container, video)
             time_base = float(video.time_base)
             # Times count from the stream's first frame, which need not be at 0 (MPEG-TS, cut clips).
             origin = video.start_time * time_base if video.start_time is not None else 0.0

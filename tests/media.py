@@ -115,6 +115,46 @@ def mp4(
     return buf.getvalue()
 
 
+def two_sound_tracks(fmt: str, *, video: bool, description_first: bool) -> bytes:
+    """A 2 s file (``fmt``: matroska, mp4) with two mono AAC tracks: a 330 Hz tone flagged as the
+    default, and noise flagged as an audio description (for the visually impaired), first if
+    ``description_first``; with a video track before them if ``video``."""
+    import av
+    from av.stream import Disposition
+
+    rate, n = 16000, 32000
+    tone = (0.3 * np.sin(2 * np.pi * 330 * np.arange(n) / rate)).astype(np.float32)
+    noise = (0.3 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as container:  # every stream is added before the first packet
+        picture = container.add_stream("mpeg4", rate=8) if video else None
+        if picture is not None:
+            picture.width, picture.height, picture.pix_fmt = 64, 48, "yuv420p"
+        tracks = [(noise, Disposition.visual_impaired), (tone, Disposition.default)]
+        sounds = []
+        for samples, disposition in tracks if description_first else tracks[::-1]:
+            sound = container.add_stream("aac", rate=rate, layout="mono")
+            sound.disposition = disposition
+            sounds.append((sound, samples))
+        if picture is not None:
+            for i in range(16):
+                for packet in picture.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8),
+                                                                        format="rgb24")):
+                    container.mux(packet)
+            for packet in picture.encode():
+                container.mux(packet)
+        for sound, samples in sounds:
+            for start in range(0, n, 1024):
+                frame = av.AudioFrame.from_ndarray(samples[None, start : start + 1024].copy(), format="fltp",
+                                                   layout="mono")
+                frame.sample_rate = rate
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return buf.getvalue()
+
+
 def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:
     """A video at 8 fps of brightening grey frames (frame ``i`` at ``6 i``) written as a browser's
     MediaRecorder or a live capture writes one, to an output it cannot seek back in: a WebM then

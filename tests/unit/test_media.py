@@ -9,7 +9,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import mp4, photo, png, streamed, wav
+from tests.media import mp4, photo, png, streamed, two_sound_tracks, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -450,6 +450,17 @@ def test_video_sound_comes_out_mono_at_16k_whatever_its_rate(rate):
     assert clip.sample_rate == 16_000 and abs(clip.seconds - 2.0) < 0.15  # AAC pads a frame or two
     crossings = np.count_nonzero(np.diff(np.signbit(clip.samples[2000:-2000])))  # past the codec's edges
     assert abs(crossings / (len(clip.samples) - 4000) * 16000 / 2 - 330) < 5  # still a 330 Hz tone
+
+
+@pytest.mark.parametrize("kind", [K.VIDEO, K.AUDIO])
+@pytest.mark.parametrize("fmt", ["matroska", "mp4"])
+@pytest.mark.parametrize("description_first", [True, False])
+def test_the_sound_is_the_track_a_player_plays_not_an_audio_description(kind, fmt, description_first):
+    data = two_sound_tracks(fmt, video=kind is K.VIDEO, description_first=description_first)
+    media = decode_media(kind, data)
+    clip = media.audio if kind is K.VIDEO else media
+    crossings = np.count_nonzero(np.diff(np.signbit(clip.samples[2000:-2000])))
+    assert abs(crossings / (len(clip.samples) - 4000) * 16000 / 2 - 330) < 5  # the tone; noise crosses thousands of times
 
 
 @pytest.mark.parametrize("rate", [16000, 22050])
