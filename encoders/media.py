@@ -20,6 +20,8 @@ import numpy as np
 
 from fusionrec.schemas import ErrorCode, EventError, MediaKind
 
+from .color import hdr_to_sdr, hdr_transfer
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -420,10 +422,15 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             for frame in picked:
                 if id(frame) not in converted:
                     width, height = scaled_size(frame.width, frame.height, limits.frame_size, pixel_aspect)
-                    converted[id(frame)] = upright(reformatter.reformat(
-                        frame, width=width, height=height, format="rgb24", interpolation=Interpolation.BILINEAR,
-                        threads=1,
-                    ).to_ndarray(), frame.rotation)
+                    # HDR (PQ, HLG) leaves the converter in 16 bits on its own curve and is brought to SDR here
+                    transfer = hdr_transfer(frame.color_trc)
+                    rgb = reformatter.reformat(
+                        frame, width=width, height=height, format="rgb48le" if transfer else "rgb24",
+                        interpolation=Interpolation.BILINEAR, threads=1,
+                    ).to_ndarray()
+                    if transfer:
+                        rgb = hdr_to_sdr(rgb, transfer, frame.color_primaries)
+                    converted[id(frame)] = upright(rgb, frame.rotation)
                 frames.append(converted[id(frame)])
         return Video(frames=frames, audio=track.clip() if track is not None else None)
     except EventError:

@@ -155,6 +155,63 @@ def two_sound_tracks(fmt: str, *, video: bool, description_first: bool) -> bytes
     return buf.getvalue()
 
 
+BT709_TO_BT2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
+
+
+def hdr_code(light: np.ndarray, transfer: str) -> np.ndarray:
+    """Linear BT.709 light (SDR white = 1) as an HDR camera codes it: BT.2020 R'G'B' in [0, 1] on
+    the PQ or HLG curve, SDR white at HDR reference white (203 nits; HLG as graded on a 1,000-nit
+    display). Written from BT.2100's formulas, in the other direction than the decoder goes."""
+    light = np.asarray(light, np.float64) @ BT709_TO_BT2020.T
+    if transfer == "pq":
+        m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 32, 3424 / 4096, 2413 / 128, 2392 / 128
+        y = (light * 203 / 10000) ** m1
+        coded = ((c1 + c2 * y) / (1 + c3 * y)) ** m2
+    else:
+        display = light * 0.203  # of the 1,000-nit peak; the scene light that a 1.2 system gamma shows so:
+        scene_y = np.maximum(display @ np.array([0.2627, 0.6780, 0.0593]), 1e-12) ** (1 / 1.2)
+        scene = display / scene_y[..., None] ** 0.2
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        coded = np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
+    return np.clip(coded, 0, 1)
+
+
+def srgb_light(pixels: np.ndarray) -> np.ndarray:
+    """8-bit sRGB to linear light (white = 1)."""
+    srgb = np.asarray(pixels, np.float64) / 255
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def hdr_video(pixels: np.ndarray, transfer: str, frames: int = 4, *, tagged: bool = True) -> bytes:
+    """An HEVC Main 10 MP4 of the still picture ``pixels`` (8-bit sRGB, even sides) in HDR, as phones
+    record one (iPhones: HLG; HDR10 cameras: PQ), its stream tagged BT.2020 with that curve, or
+    (``tagged`` False) mislabelled as SDR BT.709, which any reader takes at its word. Lossless, so
+    that what a test sees is the colour conversion, not the codec (which loses more on HDR's
+    narrower code range than on SDR at the same quality setting)."""
+    import av
+    from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+
+    h, w = pixels.shape[:2]
+    signal = hdr_code(srgb_light(pixels), transfer)
+    rgb = av.VideoFrame.from_ndarray((signal * 65535 + 0.5).astype(np.uint16), format="rgb48le")
+    yuv = VideoReformatter().reformat(rgb, format="yuv420p10le", dst_colorspace=Colorspace.BT2020,
+                                      dst_color_range=ColorRange.MPEG, threads=1)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx265", rate=8, options={"x265-params": "log-level=none:lossless=1"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p10le"
+        context = stream.codec_context  # FFmpeg's numbers: BT.2020 primaries and matrix, limited range
+        context.colorspace, context.color_range = 9, 1  # the YUV matrix stays BT.2020's either way
+        context.color_primaries, context.color_trc = (9, {"pq": 16, "hlg": 18}[transfer]) if tagged else (1, 1)
+        for i in range(frames):
+            yuv.pts = i
+            for packet in stream.encode(yuv):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
 def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:
     """A video at 8 fps of brightening grey frames (frame ``i`` at ``6 i``) written as a browser's
     MediaRecorder or a live capture writes one, to an output it cannot seek back in: a WebM then

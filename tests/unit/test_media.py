@@ -9,7 +9,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import mp4, photo, png, streamed, two_sound_tracks, wav
+from tests.media import hdr_code, hdr_video, mp4, photo, png, streamed, two_sound_tracks, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -325,6 +325,46 @@ def test_a_cover_picture_stored_before_the_video_is_not_sampled_for_it():
     frames = decode_media(K.VIDEO, buf.getvalue(), MediaLimits(video_frames=4)).frames
     assert [f.shape for f in frames] == [(48, 64, 3)] * 4
     assert [int(f[0, 0, 0]) for f in frames] == sorted({int(f[0, 0, 0]) for f in frames})  # four moments, in order
+
+
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+def test_hdr_light_up_to_the_knee_is_kept_and_highlights_roll_off_to_white_keeping_their_hue(transfer):
+    from fusionrec.encoders.color import hdr_to_sdr
+
+    # linear BT.709 light, SDR white = 1: grey, a skin tone, an orange lamp at 4x white, a sun at 20x
+    light = np.array([[[0.2, 0.2, 0.2], [0.6, 0.4, 0.3], [4.0, 1.6, 0.4], [20.0, 20.0, 20.0]]])
+    codes = (hdr_code(light, transfer) * 65535 + 0.5).astype(np.uint16)
+    out = hdr_to_sdr(codes, transfer, primaries=9)[0].astype(int)  # 9: BT.2020
+    kept = np.round(255 * (1.055 * light[0, :2] ** (1 / 2.4) - 0.055)).astype(int)
+    assert np.abs(out[:2] - kept).max() <= 1
+    lamp = ((out[2] / 255 + 0.055) / 1.055) ** 2.4  # back to linear light
+    assert out[2].max() >= 245 and lamp[1] / lamp[0] == pytest.approx(0.4, abs=0.02)  # still orange, not yellow
+    assert out[3].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("transfer", ["pq", "hlg"])
+def test_an_hdr_video_is_seen_as_an_sdr_screen_shows_it(transfer):
+    import av
+    from av.video.reformatter import ColorPrimaries, Colorspace, ColorTrc, VideoReformatter
+    from PIL import Image
+
+    def off(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+    sdr = np.asarray(Image.open(io.BytesIO(photo())).convert("RGB").resize((128, 96)))
+    data = hdr_video(sdr, transfer)
+    frames = decode_media(K.VIDEO, data, MediaLimits(video_frames=2)).frames
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+    # Read as SDR, PQ comes out dark and grey, HLG washed out (30 and 15 levels off on average).
+    assert off(frame.to_ndarray(format="rgb24"), sdr) > 12
+    # FFmpeg's own colour management, as a reference: it builds a 3D table first (about 2 s here).
+    managed = VideoReformatter().reformat(
+        frame, format="rgb24", dst_colorspace=Colorspace.ITU709, dst_color_trc=ColorTrc.IEC61966_2_1,
+        dst_color_primaries=ColorPrimaries.BT709, threads=1,
+    ).to_ndarray()
+    for decoded in frames:  # what is left is the chroma halved both ways in 4:2:0 (FFmpeg's reference is as far off)
+        assert off(decoded, sdr) < 5 and off(decoded, managed) < 4
 
 
 def test_video_frames_are_converted_on_the_decoding_thread(monkeypatch):
