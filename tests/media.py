@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def write(container: Any, stream: Any, frames: Iterable[Any]) -> None:
+    """Encodes ``frames`` on ``stream`` into ``container``, then drains the encoder."""
+    for frame in [*frames, None]:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+
+
+def audio_frames(samples: np.ndarray, rate: int, layout: str) -> Iterator[Any]:
+    """``samples`` (channels x time, float32) in AAC-sized frames of 1024."""
+    import av
+
+    for start in range(0, samples.shape[1], 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + 1024]), format="fltp",
+                                           layout=layout)
+        frame.sample_rate = rate
+        yield frame
 
 
 def png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)) -> bytes:
@@ -93,25 +113,14 @@ def mp4(
         if pixel_aspect:
             stream.codec_context.sample_aspect_ratio = Fraction(*pixel_aspect)
         sound = container.add_stream("aac", rate=rate, layout="stereo") if audio else None
-        for i in range(frames):
-            pixels = np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        pictures = (np.asarray(base)[:, i : i + w] if base else np.full((h, w, 3), i * 25 % 256, np.uint8)
+                    for i in range(frames))
+        write(container, stream, (av.VideoFrame.from_ndarray(np.ascontiguousarray(p), format="rgb24") for p in pictures))
         if sound is not None:
             t = np.arange(int(frames / 8 * rate)) / rate
             tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
-            tone = np.stack([tone, np.zeros_like(tone) if left_only else tone])
-            for start in range(0, tone.shape[1], 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp",
-                                                layout="stereo")
-                af.sample_rate = rate
-                for packet in sound.encode(af):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
+            write(container, sound, audio_frames(np.stack([tone, np.zeros_like(tone) if left_only else tone]), rate,
+                                                 "stereo"))
     return buf.getvalue()
 
 
@@ -137,21 +146,10 @@ def two_sound_tracks(fmt: str, *, video: bool, description_first: bool) -> bytes
             sound.disposition = disposition
             sounds.append((sound, samples))
         if picture is not None:
-            for i in range(16):
-                for packet in picture.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8),
-                                                                        format="rgb24")):
-                    container.mux(packet)
-            for packet in picture.encode():
-                container.mux(packet)
+            write(container, picture, (av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
+                                       for i in range(16)))
         for sound, samples in sounds:
-            for start in range(0, n, 1024):
-                frame = av.AudioFrame.from_ndarray(samples[None, start : start + 1024].copy(), format="fltp",
-                                                   layout="mono")
-                frame.sample_rate = rate
-                for packet in sound.encode(frame):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
+            write(container, sound, audio_frames(samples[None], rate, "mono"))
     return buf.getvalue()
 
 
@@ -182,33 +180,36 @@ def srgb_light(pixels: np.ndarray) -> np.ndarray:
     return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
 
 
-def hdr_video(pixels: np.ndarray, transfer: str, frames: int = 4, *, tagged: bool = True) -> bytes:
-    """An HEVC Main 10 MP4 of the still picture ``pixels`` (8-bit sRGB, even sides) in HDR, as phones
-    record one (iPhones: HLG; HDR10 cameras: PQ), its stream tagged BT.2020 with that curve, or
-    (``tagged`` False) mislabelled as SDR BT.709, which any reader takes at its word. Lossless, so
-    that what a test sees is the colour conversion, not the codec (which loses more on HDR's
-    narrower code range than on SDR at the same quality setting)."""
+def hevc_video(pixels: np.ndarray, transfer: str | None = None, frames: int = 4, *, tagged: bool = True) -> bytes:
+    """A lossless HEVC MP4 of the still picture ``pixels`` (8-bit sRGB, even sides): SDR (8-bit
+    BT.709) or, with a ``transfer``, HDR as phones record it (Main 10, BT.2020; iPhones: HLG, HDR10
+    cameras: PQ), the stream tagged with that curve or (``tagged`` False) mislabelled as SDR BT.709,
+    which any reader takes at its word. Lossless, so that what a test sees is the colour conversion,
+    not the codec (which loses more on HDR's narrower code range than on SDR at one quality setting)."""
     import av
     from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
     h, w = pixels.shape[:2]
-    signal = hdr_code(srgb_light(pixels), transfer)
-    rgb = av.VideoFrame.from_ndarray((signal * 65535 + 0.5).astype(np.uint16), format="rgb48le")
-    yuv = VideoReformatter().reformat(rgb, format="yuv420p10le", dst_colorspace=Colorspace.BT2020,
-                                      dst_color_range=ColorRange.MPEG, threads=1)
+    if transfer is not None:
+        signal = hdr_code(srgb_light(pixels), transfer)
+        rgb = av.VideoFrame.from_ndarray((signal * 65535 + 0.5).astype(np.uint16), format="rgb48le")
+
+    def picture() -> Any:  # a new frame each time: the encoder stamps the frames it is given
+        if transfer is None:
+            return av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        return VideoReformatter().reformat(rgb, format="yuv420p10le", dst_colorspace=Colorspace.BT2020,
+                                           dst_color_range=ColorRange.MPEG, threads=1)
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx265", rate=8, options={"x265-params": "log-level=none:lossless=1"})
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p10le"
-        context = stream.codec_context  # FFmpeg's numbers: BT.2020 primaries and matrix, limited range
-        context.colorspace, context.color_range = 9, 1  # the YUV matrix stays BT.2020's either way
-        context.color_primaries, context.color_trc = (9, {"pq": 16, "hlg": 18}[transfer]) if tagged else (1, 1)
-        for i in range(frames):
-            yuv.pts = i
-            for packet in stream.encode(yuv):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p" if transfer is None else "yuv420p10le"
+        if transfer is not None:
+            context = stream.codec_context  # FFmpeg's numbers: BT.2020's matrix (either way), limited range
+            context.colorspace, context.color_range = 9, 1
+            context.color_primaries, context.color_trc = (9, {"pq": 16, "hlg": 18}[transfer]) if tagged else (1, 1)
+        write(container, stream, (picture() for _ in range(frames)))
     return buf.getvalue()
 
 
@@ -233,10 +234,6 @@ def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:
     with av.open(out, "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=8)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        write(container, stream, (av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
+                                  for i in range(frames)))
     return bytes(out.data)

@@ -9,7 +9,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import hdr_code, hdr_video, mp4, photo, png, streamed, two_sound_tracks, wav
+from tests.media import hdr_code, hevc_video, mp4, photo, png, streamed, two_sound_tracks, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -352,7 +352,7 @@ def test_an_hdr_video_is_seen_as_an_sdr_screen_shows_it(transfer):
         return float(np.abs(a.astype(int) - b.astype(int)).mean())
 
     sdr = np.asarray(Image.open(io.BytesIO(photo())).convert("RGB").resize((128, 96)))
-    data = hdr_video(sdr, transfer)
+    data = hevc_video(sdr, transfer)
     frames = decode_media(K.VIDEO, data, MediaLimits(video_frames=2)).frames
     with av.open(io.BytesIO(data)) as container:
         frame = next(container.decode(video=0))
