@@ -1,4 +1,8 @@
-"""HDR video frames to the SDR picture an ordinary screen shows, which is what image models learnt on.
+"""Colour as a screen shows it, which is what image models learnt on: pictures in sRGB, video in SDR.
+
+A picture can carry an ICC profile saying its numbers are in another colour space than sRGB (an
+iPhone's photos are in Display P3, a photographer's often in Adobe RGB): read as sRGB, its colours
+come out duller than they are. :func:`to_srgb` converts it with LittleCMS (Pillow's ImageCms).
 
 An HDR video (HDR10 and HDR10+ with the PQ curve; HLG, which iPhones record by default) codes light
 up to 1,000 or 10,000 nits on a curve an SDR reading takes for something else: read as SDR, a PQ
@@ -8,12 +12,19 @@ to the HDR reference white (203 nits, ITU-R BT.2408), brought to BT.709 primarie
 rolled off into the SDR range (keeping their hue) and coded as 8-bit sRGB. FFmpeg's scaler can do
 this too, but builds a 3D table for it that took 1.6-2 s of CPU for every new frame size.
 """
-
 from __future__ import annotations
 
 import functools
+import io
+import logging
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+logger = logging.getLogger(__name__)
 
 REFERENCE_WHITE = 203.0  # nits: HDR's diffuse white, shown as SDR white (BT.2408)
 KNEE = 0.8  # of SDR white: light above it is rolled off, light below it kept as it is
@@ -120,3 +131,44 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: str, primaries: int, peak_nits: float 
     light += np.float32(0.5)
     np.minimum(light, np.float32(_SRGB_STEPS - 1), out=light)
     return _srgb_codes()[light.astype(np.uint16)]
+
+
+def to_srgb(img: Image, icc: bytes | None) -> Image:
+    """The RGB picture ``img`` in sRGB, when ``icc`` (the profile the file carried) says its colours
+    are in another space; ``img`` itself when they are already sRGB, or the profile is missing or
+    unreadable (taken as sRGB, as browsers do)."""
+    transform = _srgb_transform(bytes(icc)) if icc else None
+    if transform is None:
+        return img
+    from PIL import ImageCms
+
+    return ImageCms.applyTransform(img, transform)
+
+
+@functools.lru_cache(maxsize=64)  # a service sees few distinct profiles (every iPhone photo carries the same)
+def _srgb_transform(icc: bytes) -> Any:
+    """LittleCMS's transform from the RGB profile ``icc`` to sRGB, or None where it would change no
+    colour by more than a level (most web pictures carry an sRGB profile, and the transform would still
+    cost several ms a picture) or LittleCMS cannot read the profile."""
+    from PIL import Image as PILImage
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        # NOCACHE: LittleCMS's one-colour cache is what makes a transform unsafe to share between the
+        # decoding threads; without it the transform is also no slower on photographs
+        transform = ImageCms.buildTransform(profile, _srgb_profile(), "RGB", "RGB", flags=ImageCms.Flags.NOCACHE)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+        logger.debug("ICC profile not used (%s): the picture is taken as sRGB", exc)
+        return None
+    levels = np.arange(0, 256, 15, dtype=np.uint8)  # 18 levels a channel, both ends included
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(18, 18 * 18, 3)
+    moved = np.asarray(ImageCms.applyTransform(PILImage.fromarray(grid, "RGB"), transform), np.int16) - grid
+    return transform if np.abs(moved).max() > 1 else None
+
+
+@functools.cache
+def _srgb_profile() -> Any:
+    from PIL import ImageCms
+
+    return ImageCms.createProfile("sRGB")

@@ -20,7 +20,7 @@ import numpy as np
 
 from fusionrec.schemas import ErrorCode, EventError, MediaKind
 
-from .color import hdr_to_sdr, hdr_transfer
+from .color import hdr_to_sdr, hdr_transfer, to_srgb
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -74,8 +74,9 @@ def decode_image(data: bytes) -> Image:
     clockwise"); a model shown it on its side sees something else. Transparent parts are shown on
     white, as shops show cut-out products (dropping the alpha channel would show whatever colour
     the transparent pixels happen to store, often black). 16-bit grey is scaled to 8 bits, where
-    Pillow's conversion would clip it (everything above 255 of 65535 white). HEIC/HEIF, an iPhone's
-    default, decodes through pillow-heif.
+    Pillow's conversion would clip it (everything above 255 of 65535 white). Colours are sRGB: a
+    picture whose ICC profile says otherwise (an iPhone's Display P3) is converted
+    (:func:`~fusionrec.encoders.color.to_srgb`). HEIC/HEIF, an iPhone's default, decodes through pillow-heif.
     """
     from PIL import ExifTags
     from PIL import Image as PILImage
@@ -96,6 +97,8 @@ def decode_image(data: bytes) -> Image:
         else:
             # RGB already (every colour JPEG): convert() would copy it for nothing
             rgb = img if img.mode == "RGB" else img.convert("RGB")
+        if img.mode in ("RGB", "RGBA", "P", "PA"):  # an RGB profile; CMYK and grey ones are not converted
+            rgb = to_srgb(rgb, img.info.get("icc_profile"))
         return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc

@@ -213,6 +213,33 @@ def hevc_video(pixels: np.ndarray, transfer: str | None = None, frames: int = 4,
     return buf.getvalue()
 
 
+def p3_profile() -> bytes:
+    """An ICC profile of Display P3 (an iPhone's photos): LittleCMS's own sRGB profile with P3's
+    primaries (D50-adapted, as Apple's profile has them) in place of sRGB's; both spaces share sRGB's curve."""
+    import struct
+
+    from PIL import ImageCms
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = {}
+    for i in range(struct.unpack(">I", icc[128:132])[0]):
+        signature, offset, _ = struct.unpack(">4sII", icc[132 + 12 * i : 144 + 12 * i])
+        tags[signature] = offset
+    primaries = {b"rXYZ": (0.5151, 0.2412, -0.0011), b"gXYZ": (0.2920, 0.6922, 0.0419), b"bXYZ": (0.1571, 0.0666, 0.7841)}
+    for signature, xyz in primaries.items():  # an XYZ tag: "XYZ ", 4 reserved bytes, three s15.16 numbers
+        icc[tags[signature] + 8 : tags[signature] + 20] = b"".join(struct.pack(">i", round(v * 65536)) for v in xyz)
+    return bytes(icc)
+
+
+def in_p3(pixels: np.ndarray) -> np.ndarray:
+    """8-bit sRGB pixels as the same colours' 8-bit Display P3 numbers (both D65, sRGB's curve)."""
+    srgb_to_xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    p3_to_xyz = np.array([[0.4866, 0.2657, 0.1982], [0.2290, 0.6917, 0.0793], [0.0000, 0.0451, 1.0439]])
+    light = np.clip(srgb_light(pixels) @ (np.linalg.inv(p3_to_xyz) @ srgb_to_xyz).T, 0, 1)
+    coded = np.where(light <= 0.0031308, 12.92 * light, 1.055 * light ** (1 / 2.4) - 0.055)
+    return np.round(coded * 255).astype(np.uint8)
+
+
 def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:
     """A video at 8 fps of brightening grey frames (frame ``i`` at ``6 i``) written as a browser's
     MediaRecorder or a live capture writes one, to an output it cannot seek back in: a WebM then

@@ -9,7 +9,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import hdr_code, hevc_video, mp4, photo, png, streamed, two_sound_tracks, wav
+from tests.media import hdr_code, hevc_video, in_p3, mp4, p3_profile, photo, png, streamed, two_sound_tracks, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -182,6 +182,43 @@ def heic(picture, orientation: int = 1, thumbnails: tuple[int, ...] = ()) -> byt
         buf, quality=90, exif=exif.tobytes(), thumbnails=list(thumbnails)
     )
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_picture_in_display_p3_is_seen_in_srgb_as_a_colour_managed_viewer_shows_it(fmt):
+    from PIL import Image
+
+    srgb = np.asarray(Image.open(io.BytesIO(photo())).convert("RGB"), int)
+
+    def off(**profile: bytes) -> float:  # mean distance of the decoded P3 picture to the sRGB one, in levels
+        buf = io.BytesIO()
+        Image.fromarray(in_p3(srgb)).save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}), **profile)
+        return float(np.abs(np.asarray(decode_media(K.IMAGE, buf.getvalue()), int) - srgb).mean())
+
+    assert off() > 2  # P3's numbers read as sRGB: duller colours (2.6 levels off for PNG, 2.9 for JPEG)
+    assert off(icc_profile=p3_profile()) < {"PNG": 0.5, "JPEG": 1.2}[fmt]  # 0.1 and 0.76: rounding, JPEG's loss
+
+
+@pytest.mark.parametrize("profile", ["lcms", "hp", "unreadable"])
+def test_an_srgb_or_unreadable_profile_leaves_the_picture_as_it_is(profile):
+    from PIL import Image, ImageCms
+    from sklearn.datasets import load_sample_images  # librosa's dependency; its photos carry HP's sRGB profile
+
+    from fusionrec.encoders.color import _srgb_transform
+
+    icc = {"lcms": ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+           "hp": Image.open(load_sample_images().filenames[0]).info["icc_profile"],
+           "unreadable": b"not a profile" * 40}[profile]
+    if profile != "unreadable":
+        assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    assert _srgb_transform(icc) is None  # no LittleCMS pass of several ms that changes nothing
+
+    def decoded(**kw: bytes) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(photo())).save(buf, "JPEG", **kw)
+        return np.asarray(decode_media(K.IMAGE, buf.getvalue()))
+
+    assert np.array_equal(decoded(icc_profile=icc), decoded())
 
 
 def test_an_iphones_heic_photo_decodes_upright_and_turned_once():
