@@ -27,6 +27,27 @@ DEFAULT_AUDIO_MODEL = "librosa"
 SILENCE = 1e-4  # peak amplitude under which a clip counts as silent (-80 dBFS)
 
 
+def _rows(clips: Sequence[np.ndarray], device: str) -> tuple[list[np.ndarray], torch.Tensor]:
+    """Every clip's windows (a 2-D clip's rows, a 1-D clip whole) and the clip each came from."""
+    rows, owner = [], []
+    for i, clip in enumerate(clips):
+        for window in clip if clip.ndim == 2 else clip[None]:
+            rows.append(window)
+            owner.append(i)
+    return rows, torch.tensor(owner, device=device)
+
+
+def _per_clip(values: torch.Tensor, owner: torch.Tensor, clips: int) -> torch.Tensor:
+    """The sum of ``values``' rows per clip."""
+    return torch.zeros((clips, *values.shape[1:]), dtype=values.dtype, device=values.device).index_add_(0, owner, values)
+
+
+def _loudest(values: torch.Tensor, owner: torch.Tensor, clips: int) -> torch.Tensor:
+    """The largest of ``values`` (one per row) per clip."""
+    out = torch.zeros(clips, dtype=values.dtype, device=values.device)
+    return out.scatter_reduce_(0, owner, values, "amax", include_self=False)
+
+
 def _pad(clips: Sequence[np.ndarray], device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-padded ``B x T`` waveforms and each clip's length."""
     lengths = torch.tensor([len(c) for c in clips], device=device)
@@ -83,19 +104,23 @@ class LibrosaAudioEncoder:
         return raw.samples
 
     def features(
-        self, waves: torch.Tensor, frames: torch.Tensor | None = None
+        self, waves: torch.Tensor, frames: torch.Tensor | None = None, owner: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """dB mel spectrogram ``B x mels x frames``, MFCCs and their deltas, as librosa computes them
         (``center=True`` with zero padding, power 2, ``ref=1``, ``amin=1e-10``, ``top_db``) for
         waveforms zero-padded to a common length; ``frames``: how many frames cover each one's own
-        samples (default: all of them)."""
+        samples (default: all of them). Rows with the same ``owner`` are windows of one clip: the
+        ``top_db`` floor is then set from the loudest of them, as it would be for the whole clip."""
         spec = torch.stft(
             waves, self.n_fft, self.hop_length, window=self._window, center=True, pad_mode="constant",
             return_complex=True,
         ).abs().pow(2)
         mel = torch.matmul(self._mel, spec)
         db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
-        db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - self.top_db)
+        peak = db.amax(dim=(1, 2))
+        if owner is not None:
+            peak = _loudest(peak, owner, len(owner))[owner]  # len(owner): enough rows, no device sync
+        db = torch.maximum(db, peak[:, None, None] - self.top_db)
         mfcc = torch.matmul(self._dct, db)
         # The delta filter sees four frames past each end: each clip's own edge frame repeated, not
         # the frames of another clip's padding, or a clip's vector would depend on the clips batched
@@ -115,17 +140,19 @@ class LibrosaAudioEncoder:
         return encode_in_chunks(batch, self.batch_size, self.dim, self._pooled, "audio")
 
     def _pooled(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        if any(len(c) == 0 for c in clips):
+        if any(c.size == 0 for c in clips):
             raise EncoderError("an audio clip has no samples")
-        waves, lengths = _pad(clips, self.device)
+        # A clip's windows are rows of their own (no made-up join between them), pooled together.
+        rows, owner = _rows(clips, self.device)
+        waves, lengths = _pad(rows, self.device)
         frames = 1 + lengths // self.hop_length  # frames that cover real samples (center=True)
-        db, mfcc, (d1, d2) = self.features(waves, frames)
+        db, mfcc, (d1, d2) = self.features(waves, frames, owner)
         mask = (torch.arange(db.shape[-1], device=self.device)[None, :] < frames[:, None]).float()[:, None, :]
-        count = mask.sum(-1)
+        count = _per_clip(mask.sum(-1), owner, len(clips))
 
         def mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            mean = (x * mask).sum(-1) / count
-            var = (((x - mean[..., None]) ** 2) * mask).sum(-1) / count
+            mean = _per_clip((x * mask).sum(-1), owner, len(clips)) / count
+            var = _per_clip((((x - mean[owner][..., None]) ** 2) * mask).sum(-1), owner, len(clips)) / count
             return mean, var.clamp(min=0).sqrt()
 
         mel_mean, mel_std = mean_std(db)
@@ -137,7 +164,7 @@ class LibrosaAudioEncoder:
         unit = [torch.nn.functional.normalize(g, dim=1) for g in groups]
         out = torch.cat(unit, dim=1)
         # Digital silence (below -80 dBFS) has no shape to describe, only rounding noise: a zero row.
-        audible = (waves.abs().amax(dim=1) >= SILENCE).float()[:, None]
+        audible = (_loudest(waves.abs().amax(dim=1), owner, len(clips)) >= SILENCE).float()[:, None]
         return to_host(out * audible)
 
 
@@ -171,8 +198,11 @@ class ExportedAudioEncoder:
         return encode_in_chunks(batch, self.batch_size, self.dim, self._embed, "audio")
 
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        waves, _ = _pad(clips, self.device)
-        return to_host(self._model(waves))
+        rows, owner = _rows(clips, self.device)
+        waves, _ = _pad(rows, self.device)
+        # a clip heard in windows: the mean of its windows' embeddings
+        ones = torch.ones(len(rows), 1, device=self.device)
+        return to_host(_per_clip(self._model(waves), owner, len(clips)) / _per_clip(ones, owner, len(clips)))
 
 
 def load_audio_encoder(

@@ -32,14 +32,16 @@ IMAGE_DRAFT = 320  # JPEGs decode straight at about this size: models look at 22
 
 @dataclass(frozen=True)
 class Clip:
-    """Mono audio, float32 in [-1, 1], at :data:`SAMPLE_RATE`."""
+    """Mono audio, float32 in [-1, 1], at :data:`SAMPLE_RATE`: the whole clip (1-D), or for a clip
+    longer than :attr:`MediaLimits.max_audio_s`, windows spread over it, one per row."""
 
     samples: np.ndarray
     sample_rate: int = SAMPLE_RATE
 
     @property
     def seconds(self) -> float:
-        return len(self.samples) / self.sample_rate
+        """How much audio it holds (all windows together)."""
+        return self.samples.size / self.sample_rate
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class MediaLimits:
     """How much of a clip or video is looked at: bounds the decode cost of a long file."""
 
     max_audio_s: float = 30.0
+    # A longer clip is heard in this many windows spread over all of it, max_audio_s in all: a song's
+    # or a podcast's first half minute is its intro, the same for every episode of a show.
+    audio_windows: int = 3
     max_video_s: float = 60.0
     video_frames: int = 8
     # Short side larger sampled frames are scaled down to by FFmpeg while still in YUV (the image
@@ -149,7 +154,8 @@ def _average(channels: Sequence[np.ndarray]) -> np.ndarray:
     return channels[0] if len(channels) == 1 else sum(channels[1:], channels[0]) / np.float32(len(channels))
 
 
-def _mono(samples: np.ndarray, rate: int, max_s: float) -> Clip:
+def _mono(samples: np.ndarray, rate: int, max_s: float) -> np.ndarray:
+    """At most ``max_s`` seconds of ``samples`` (time x channels, or mono) as mono at :data:`SAMPLE_RATE`."""
     import soxr
 
     samples = samples[: int(max_s * rate)]
@@ -159,15 +165,39 @@ def _mono(samples: np.ndarray, rate: int, max_s: float) -> Clip:
         samples = soxr.resample(samples, rate, SAMPLE_RATE)
     if not len(samples) or not np.isfinite(samples).all():
         raise ValueError("no finite audio samples")
-    return Clip(np.ascontiguousarray(samples, dtype=np.float32))
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _windows_clip(windows: Sequence[np.ndarray], seconds: float) -> Clip:
+    """Windows of ``seconds`` of mono audio, one per row, cut to the shortest. Where a file ends before
+    its header says (a VBR MP3's estimated length), a window it cut to less than half is left out."""
+    whole = [w for w in windows if len(w) >= seconds * SAMPLE_RATE / 2] or [w for w in windows if len(w)]
+    if not whole:
+        raise ValueError("no audio samples where the file says it has them")
+    length = min(len(w) for w in whole)
+    return Clip(np.stack([w[:length] for w in whole]))
+
+
+def audio_windows(duration_s: float, max_s: float, n: int) -> list[float]:
+    """Where each of ``n`` windows of ``max_s / n`` seconds starts in a clip of ``duration_s``
+    (longer than ``max_s``): one in the middle of each of ``n`` equal parts.
+
+    >>> audio_windows(90.0, 30.0, 3)  # parts [0, 30), [30, 60), [60, 90): their middle 10 s
+    [10.0, 40.0, 70.0]
+    >>> audio_windows(240.0, 30.0, 3)  # a four-minute song: its opening, middle and ending
+    [35.0, 115.0, 195.0]
+    """
+    length, part = max_s / n, duration_s / n
+    return [part * (i + 0.5) - length / 2 for i in range(n)]
 
 
 class _TrackReader:
-    """Collects an audio stream's frames as mono float32, up to ``max_s`` seconds; :meth:`clip`
-    resamples to :data:`SAMPLE_RATE`."""
+    """Collects an audio stream's frames as mono float32, ``max_s`` seconds from ``start`` (stream
+    time, seconds; frames before it, decoded to prime the decoder after a seek, are dropped);
+    :meth:`samples` resamples to :data:`SAMPLE_RATE`."""
 
-    def __init__(self, max_s: float) -> None:
-        self.max_s = max_s
+    def __init__(self, max_s: float, start: float | None = None) -> None:
+        self.max_s, self.start = max_s, start
         self.rate = 0  # the stream's, from its first frame
         self.need = self.have = 0
         self._resampler: Any = None
@@ -194,17 +224,22 @@ class _TrackReader:
             self._add(out)
 
     def _add(self, frame: Any) -> None:
-        # Views of the frame's buffers, averaged once in clip(): an AAC frame holds only 1024 samples,
+        # Views of the frame's buffers, averaged once in samples(): an AAC frame holds only 1024 samples,
         # and to_ndarray() or a mean per frame costs several times the arithmetic in Python overhead.
         n, channels = frame.samples, frame.layout.nb_channels
+        skip = 0
+        if self.start is not None and frame.time is not None:
+            skip = min(n, max(0, round((self.start - frame.time) * self.rate)))
+        if skip == n:
+            return
         if frame.format.is_planar:
-            self._chunks.append([np.frombuffer(plane, np.float32, count=n) for plane in frame.planes[:channels]])
+            self._chunks.append([np.frombuffer(plane, np.float32, count=n)[skip:] for plane in frame.planes[:channels]])
         else:
             interleaved = np.frombuffer(frame.planes[0], np.float32, count=n * channels)
-            self._chunks.append([interleaved[c::channels] for c in range(channels)])
-        self.have += n
+            self._chunks.append([interleaved[skip * channels + c :: channels] for c in range(channels)])
+        self.have += n - skip
 
-    def clip(self) -> Clip | None:
+    def samples(self) -> np.ndarray | None:
         if not self._chunks:
             return None
         counts = {len(chunk) for chunk in self._chunks}
@@ -225,29 +260,61 @@ def _sound(container: Any, video: Any = None) -> Any:
     return container.streams.best("audio", related=video) if container.streams.audio else None
 
 
-def _av_audio(container: Any, max_s: float) -> Clip | None:
-    """The audio of an open PyAV container (see :func:`_sound`); None if it has none."""
-    sound = _sound(container)
-    if sound is None:
-        return None
-    track = _TrackReader(max_s)
+def _read_track(container: Any, sound: Any, max_s: float, start: float | None = None) -> np.ndarray | None:
+    track = _TrackReader(max_s, start)
     for frame in container.decode(sound):
         track.add(frame)
         if track.full:
             break
-    return track.clip()
+    return track.samples()
+
+
+# After a seek, an AAC decoder's first frame lacks the one before it, which it overlaps with (Opus asks
+# for 80 ms): decoding starts this much earlier and what comes before the window is dropped.
+PREROLL_S = 0.1
+
+
+def _av_audio(container: Any, limits: MediaLimits) -> Clip | None:
+    """The audio of an open PyAV container (see :func:`_sound`); None if it has none."""
+    sound = _sound(container)
+    if sound is None:
+        return None
+    time_base = float(sound.time_base)
+    duration = sound.duration * time_base if sound.duration else (
+        container.duration / 1_000_000 if container.duration else 0.0  # AV_TIME_BASE
+    )
+    if limits.audio_windows < 2 or duration <= limits.max_audio_s:
+        samples = _read_track(container, sound, limits.max_audio_s)
+        return Clip(samples) if samples is not None else None
+    origin = sound.start_time * time_base if sound.start_time is not None else 0.0
+    seconds = limits.max_audio_s / limits.audio_windows
+    windows = []
+    for start in audio_windows(duration, limits.max_audio_s, limits.audio_windows):
+        container.seek(int((origin + max(0.0, start - PREROLL_S)) / time_base), stream=sound)
+        sound.codec_context.flush_buffers()
+        samples = _read_track(container, sound, seconds, origin + start)
+        windows.append(samples if samples is not None else np.zeros(0, np.float32))
+    return _windows_clip(windows, seconds)
 
 
 def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
-    """WAV/FLAC/OGG through libsndfile; anything else libsndfile refuses (MP3, AAC, M4A) through FFmpeg."""
+    """WAV/FLAC/OGG/MP3 through libsndfile; anything else libsndfile refuses (AAC, M4A, Opus in WebM)
+    through FFmpeg. A clip longer than ``limits.max_audio_s`` is read in windows (:func:`audio_windows`)."""
     import soundfile
 
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as f:
             if f.frames <= 0:
                 raise ValueError("no audio frames")
-            samples = f.read(min(f.frames, int(limits.max_audio_s * f.samplerate)), dtype="float32", always_2d=True)
-            return _mono(samples, f.samplerate, limits.max_audio_s)
+            rate, max_s, n = f.samplerate, limits.max_audio_s, limits.audio_windows
+            if n < 2 or f.frames <= max_s * rate or not f.seekable():
+                return Clip(_mono(f.read(min(f.frames, int(max_s * rate)), dtype="float32", always_2d=True), rate, max_s))
+            windows = []
+            for start in audio_windows(f.frames / rate, max_s, n):
+                f.seek(round(start * rate))
+                samples = f.read(int(max_s / n * rate), dtype="float32", always_2d=True)
+                windows.append(_mono(samples, rate, max_s) if len(samples) else np.zeros(0, np.float32))
+            return _windows_clip(windows, max_s / n)
     except soundfile.LibsndfileError:
         pass
     except Exception as exc:
@@ -256,7 +323,7 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
 
     try:
         with av.open(io.BytesIO(data)) as container:
-            clip = _av_audio(container, limits.max_audio_s)
+            clip = _av_audio(container, limits)
             if clip is None:
                 raise ValueError("no audio stream")
             return clip
@@ -435,7 +502,8 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                         rgb = hdr_to_sdr(rgb, transfer, frame.color_primaries)
                     converted[id(frame)] = upright(rgb, frame.rotation)
                 frames.append(converted[id(frame)])
-        return Video(frames=frames, audio=track.clip() if track is not None else None)
+        sound_samples = track.samples() if track is not None else None
+        return Video(frames=frames, audio=Clip(sound_samples) if sound_samples is not None else None)
     except EventError:
         raise
     except Exception as exc:

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     )
     video_frames: int = Field(default=8, ge=1, le=64, description="FUSIONREC_VIDEO_FRAMES sampled per video.")
     max_audio_s: float = Field(default=30.0, gt=0, description="FUSIONREC_MAX_AUDIO_S: seconds of a clip encoded.")
+    audio_windows: int = Field(
+        default=3, ge=1, description="FUSIONREC_AUDIO_WINDOWS: a clip longer than max_audio_s is heard in this many "
+        "windows spread over all of it (max_audio_s in all); 1 takes its start.",
+    )
     max_video_s: float = Field(default=60.0, gt=0, description="FUSIONREC_MAX_VIDEO_S: seconds of a video sampled.")
     model_dir: Path | None = Field(default=None, description="FUSIONREC_MODEL_DIR: local directory holding models.")
     device: str = Field(default="auto", description="FUSIONREC_DEVICE: `auto`, `cpu`, `cuda`, `cuda:1`...")
@@ -260,7 +264,8 @@ class Settings(BaseSettings):
     def media_limits(self) -> MediaLimits:
         from fusionrec.encoders.media import MediaLimits
 
-        return MediaLimits(max_audio_s=self.max_audio_s, max_video_s=self.max_video_s, video_frames=self.video_frames)
+        return MediaLimits(max_audio_s=self.max_audio_s, audio_windows=self.audio_windows, max_video_s=self.max_video_s,
+                           video_frames=self.video_frames)
 
     def load_encoders(self) -> dict[str, Encoder]:
         """The configured encoders (models load here: only encoder workers and tools call this)."""

@@ -57,6 +57,28 @@ def noise_wav(seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+def audio_file(samples: np.ndarray, rate: int, fmt: str) -> bytes:
+    """Mono ``samples`` as a stereo file: ``wav`` (float), ``flac`` or ``ogg`` (Vorbis) through
+    libsndfile, ``mp3`` or ``m4a`` (AAC) through FFmpeg."""
+    stereo = np.stack([samples, samples]).astype(np.float32)
+    buf = io.BytesIO()
+    if fmt in ("wav", "flac", "ogg"):
+        import soundfile
+
+        subtype = {"wav": "FLOAT", "flac": "PCM_16", "ogg": "VORBIS"}[fmt]
+        with soundfile.SoundFile(buf, "w", rate, 2, format=fmt.upper(), subtype=subtype) as f:
+            for start in range(0, stereo.shape[1], 8192):  # libsndfile's Vorbis writer crashes on one long write
+                f.write(stereo[:, start : start + 8192].T)
+        return buf.getvalue()
+    import av
+
+    with av.open(buf, "w", format={"mp3": "mp3", "m4a": "ipod"}[fmt]) as container:
+        sound = container.add_stream({"mp3": "libmp3lame", "m4a": "aac"}[fmt], rate=rate, layout="stereo")
+        sound.bit_rate = 192_000
+        write(container, sound, audio_frames(stereo, rate, "stereo"))
+    return buf.getvalue()
+
+
 def speech(name: str = "speech-en-1") -> bytes:
     return (FIXTURES / f"{name}.flac").read_bytes()
 

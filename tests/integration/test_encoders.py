@@ -15,7 +15,7 @@ from fusionrec.encoders.loading import load_text_encoder
 from fusionrec.encoders.media import Clip, decode_audio, decode_image, decode_video
 from fusionrec.encoders.video import VideoEncoder
 from fusionrec.schemas import ConfigError
-from tests.media import crop, mp4, noise_wav, other_photo, photo, png, speech, wav
+from tests.media import audio_file, crop, mp4, noise_wav, other_photo, photo, png, speech, wav
 from tests.unit.test_contract_encoders import ODD_TEXTS, TEXTS, check_encoder_contract
 
 pytestmark = pytest.mark.integration
@@ -127,6 +127,40 @@ def test_librosa_audio_meets_the_contract_and_hears_speech_as_speech(librosa_aud
         np.testing.assert_allclose(encode_raw(librosa_audio, clips[k : k + 1])[0], v[k], atol=1e-4)
 
 
+def test_a_clip_heard_in_windows_is_pooled_as_one_clip(librosa_audio):
+    a, b = (decode_audio(speech(name)).samples for name in ("speech-en-1", "speech-de-1"))
+    n = min(a.size, b.size)
+    a, b = a[:n], b[:n]
+    clips = [Clip(a), Clip(np.stack([a, a])), Clip(np.stack([a, b])), Clip(np.stack([b, a])), Clip(np.concatenate([a, b]))]
+    v = encode_raw(librosa_audio, clips)
+    np.testing.assert_allclose(v[1], v[0], atol=1e-5)  # twice the same window: the same statistics
+    np.testing.assert_allclose(v[2], v[3], atol=1e-5)  # windows in either order
+    assert v[2] @ v[4] > 0.99  # near the two played one after the other, which has a join between them
+    assert v[2] @ v[0] < 0.99
+    # a windowed clip's vector does not depend on the clips batched with it
+    for k in (0, 2, 4):
+        np.testing.assert_allclose(encode_raw(librosa_audio, clips[k : k + 1])[0], v[k], atol=1e-4)
+
+
+def test_episodes_that_open_alike_sound_like_what_follows(librosa_audio):
+    # Two two-minute episodes of a show open with the same 30 s of talk (all their first 30 s hold);
+    # then one goes on talking and the other plays a chord. Heard in windows over all of it, each
+    # sounds like what follows its opening.
+    def tiled(name: str, seconds: int) -> np.ndarray:
+        voice = decode_audio(speech(name)).samples
+        return np.tile(voice, -(-seconds * 16_000 // voice.size))[: seconds * 16_000]
+
+    t = np.arange(90 * 16_000) / 16_000
+    chord = (0.1 * sum(np.sin(2 * np.pi * f * t) for f in (262, 330, 392))).astype(np.float32)
+    talk, music = (decode_audio(audio_file(np.concatenate([tiled("speech-en-1", 30), body]), 16_000, "flac"))
+                   for body in (tiled("speech-de-1", 90), chord))
+    assert talk.samples.shape == music.samples.shape == (3, 160_000)
+    v = encode_raw(librosa_audio, [talk, music, decode_audio(speech("speech-en-2")), Clip(chord[: 5 * 16_000])])
+    assert v[0] @ v[1] < 0.95
+    assert v[1] @ v[3] > v[0] @ v[3] + 0.05  # the one that plays music is nearer a chord
+    assert v[0] @ v[2] > v[1] @ v[2] + 0.05  # and the one that talks nearer other talk
+
+
 def test_an_exported_audio_encoder_loads_from_a_file(tmp_path):
     class Energy(torch.nn.Module):
         def __init__(self) -> None:
@@ -145,6 +179,11 @@ def test_an_exported_audio_encoder_loads_from_a_file(tmp_path):
     enc = load_audio_encoder("energy.pt2", model_dir=tmp_path, device="cpu")
     assert enc.dim == 8 and enc.version == "exported-energy@8"
     check_encoder_contract(enc, [decode_audio(speech()), decode_audio(noise_wav())], [decode_audio(wav(0.1, 16000))])
+    # a clip heard in windows: the mean of its windows' embeddings
+    windows = np.stack([decode_audio(speech()).samples[:16_000], decode_audio(noise_wav(seconds=1.0)).samples])
+    with torch.inference_mode():
+        mean = enc._model(torch.from_numpy(windows)).mean(0).numpy()
+    np.testing.assert_allclose(encode_raw(enc, [Clip(windows)])[0], mean / np.linalg.norm(mean), atol=1e-5)
     with pytest.raises(ConfigError):
         load_audio_encoder("missing.pt2", model_dir=tmp_path, device="cpu")
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from fusionrec.agents.encode_items import check_vectors
-from fusionrec.encoders.media import MediaLimits, decode_media
+from fusionrec.encoders.media import MediaLimits, _windows_clip, audio_windows, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import hdr_code, hevc_video, in_p3, mp4, p3_profile, photo, png, streamed, two_sound_tracks, wav
+from tests.media import audio_file, hdr_code, hevc_video, in_p3, mp4, p3_profile, photo, png, streamed, two_sound_tracks, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -577,18 +577,68 @@ def test_every_sample_layout_comes_out_as_the_mean_of_its_channels():
         frame.sample_rate = 16000
         track = _TrackReader(max_s=1.0)
         track.add(frame)
-        np.testing.assert_allclose(track.clip().samples, (left + right) / 2, atol=1e-4, err_msg=fmt)
+        np.testing.assert_allclose(track.samples(), (left + right) / 2, atol=1e-4, err_msg=fmt)
     track = _TrackReader(max_s=1.0)  # a stream whose layout changes part way
     for samples, layout in [(left[None, :], "mono"), (np.stack([left, right]), "stereo")]:
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = 16000
         track.add(frame)
-    np.testing.assert_allclose(track.clip().samples, np.concatenate([left, (left + right) / 2]), atol=1e-6)
+    np.testing.assert_allclose(track.samples(), np.concatenate([left, (left + right) / 2]), atol=1e-6)
 
 
-def test_audio_limits_bound_the_decoded_length():
-    clip = decode_media(K.AUDIO, wav(seconds=3.0, rate=22050), MediaLimits(max_audio_s=1.0))
+@pytest.mark.parametrize("windows", [1, 3])
+def test_audio_limits_bound_the_decoded_length(windows):
+    clip = decode_media(K.AUDIO, wav(seconds=3.0, rate=22050), MediaLimits(max_audio_s=1.0, audio_windows=windows))
     assert abs(clip.seconds - 1.0) < 0.01
+
+
+TONES = (300.0, 1000.0, 3000.0)
+
+
+def three_tones(rate: int, part_s: float = 30.0) -> np.ndarray:
+    t = np.arange(int(part_s * rate)) / rate
+    return np.concatenate([0.3 * np.sin(2 * np.pi * f * t) for f in TONES]).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3", "m4a"])
+def test_a_clip_longer_than_the_limit_is_heard_in_windows_spread_over_all_of_it(fmt):
+    # 90 s of 44.1 kHz stereo, a different tone in each third: its first 30 s hold only the first tone
+    data = audio_file(three_tones(44_100), 44_100, fmt)
+    clip = decode_media(K.AUDIO, data, MediaLimits(max_audio_s=30.0, audio_windows=3))
+    assert clip.samples.shape == (3, 160_000)  # 10 s at 16 kHz from each third
+    heard = [np.argmax(np.abs(np.fft.rfft(window))) * 16_000 / window.size for window in clip.samples]
+    np.testing.assert_allclose(heard, TONES, atol=1.0)
+    start = decode_media(K.AUDIO, data, MediaLimits(max_audio_s=30.0, audio_windows=1))
+    assert start.samples.shape == (480_000,)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "m4a"])
+def test_each_window_holds_the_samples_found_at_its_place_in_the_whole_clip(fmt):
+    # noise, so a window one sample off does not match; M4A's windows are reached by seeking, and
+    # AAC needs the frame before each window decoded too (it overlaps with it)
+    rng = np.random.default_rng(0)
+    noise = np.convolve(rng.normal(0, 0.2, 100 * 16_000), np.ones(4) / 4, "same").astype(np.float32)
+    data = audio_file(noise, 16_000, fmt)
+    whole = decode_media(K.AUDIO, data, MediaLimits(max_audio_s=200.0)).samples  # read from the start, no seek
+    clip = decode_media(K.AUDIO, data, MediaLimits(max_audio_s=30.0, audio_windows=3))
+    assert clip.samples.shape == (3, 160_000)
+    import av
+
+    with av.open(io.BytesIO(data)) as container:  # the windows go by the length the file states
+        sound = container.streams.audio[0]
+        seconds = float(sound.duration * sound.time_base)  # M4A: 100.064 s, AAC's priming frame included
+    for window, start in zip(clip.samples, audio_windows(seconds, 30.0, 3), strict=True):
+        at = round(start * 16_000)
+        np.testing.assert_array_equal(window, whole[at : at + window.size])
+
+
+def test_a_window_the_file_ends_before_is_left_out():
+    # a VBR MP3 without a length header says it is longer than it is: its last window comes back short
+    full, short = np.ones(16_000, np.float32), np.ones(3_000, np.float32)
+    assert _windows_clip([full, full[:15_000], short], 1.0).samples.shape == (2, 15_000)
+    assert _windows_clip([short, np.zeros(0, np.float32)], 1.0).samples.shape == (1, 3_000)
+    with pytest.raises(ValueError, match="no audio samples"):
+        _windows_clip([np.zeros(0, np.float32)] * 3, 1.0)
 
 
 @pytest.mark.parametrize(
