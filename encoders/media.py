@@ -12,7 +12,7 @@ import functools
 import io
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ class Clip:
 
 @dataclass(frozen=True)
 class Video:
-    """Frames sampled evenly over (the start of) a video, and its audio track if it has one."""
+    """Frames sampled evenly over a video, and its sound track if it has one."""
 
     frames: list[np.ndarray] = field(default_factory=list)  # H x W x 3 uint8 RGB
     audio: Clip | None = None
@@ -60,6 +60,8 @@ class MediaLimits:
     # A longer clip is heard in this many windows spread over all of it, max_audio_s in all: a song's
     # or a podcast's first half minute is its intro, the same for every episode of a show.
     audio_windows: int = 3
+    # A video up to this long is read through from its start, its sound decoded on the way; a longer
+    # one's frames and sound windows are reached by seeking, spread over all of it either way.
     max_video_s: float = 60.0
     video_frames: int = 8
     # Short side larger sampled frames are scaled down to by FFmpeg while still in YUV (the image
@@ -274,24 +276,41 @@ def _read_track(container: Any, sound: Any, max_s: float, start: float | None = 
 PREROLL_S = 0.1
 
 
-def _av_audio(container: Any, limits: MediaLimits) -> Clip | None:
-    """The audio of an open PyAV container (see :func:`_sound`); None if it has none."""
-    sound = _sound(container)
-    if sound is None:
-        return None
-    time_base = float(sound.time_base)
-    duration = sound.duration * time_base if sound.duration else (
-        container.duration / 1_000_000 if container.duration else 0.0  # AV_TIME_BASE
-    )
+def _duration(container: Any, stream: Any) -> float | None:
+    """How long ``stream`` says it is (else the container), in seconds; None where neither says."""
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1_000_000 if container.duration else None  # AV_TIME_BASE
+
+
+def _origin(stream: Any) -> float:
+    """When ``stream`` starts, in seconds: an MPEG-TS clock, or a cut clip's, need not start at 0."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def _seek(container: Any, stream: Any, t: float) -> None:
+    """Moves ``container`` to ``stream``'s last keyframe at or before ``t`` (seconds, stream time)."""
+    container.seek(int(t / stream.time_base), stream=stream)
+    stream.codec_context.flush_buffers()
+
+
+def _av_audio(container: Any, sound: Any, limits: MediaLimits, *, rewind: bool = False) -> Clip | None:
+    """The audio of ``sound`` in an open PyAV container: read from where the container stands
+    (from its start, having moved, with ``rewind``), or where it is longer than ``limits.max_audio_s``
+    in windows spread over all of it (:func:`audio_windows`)."""
+    duration = _duration(container, sound) or 0.0
+    origin = _origin(sound)
     if limits.audio_windows < 2 or duration <= limits.max_audio_s:
-        samples = _read_track(container, sound, limits.max_audio_s)
+        if not rewind:
+            samples = _read_track(container, sound, limits.max_audio_s)
+        else:  # an AAC track's priming frame lies before its start, and is needed as any other pre-roll
+            _seek(container, sound, origin - PREROLL_S)
+            samples = _read_track(container, sound, limits.max_audio_s, origin)
         return Clip(samples) if samples is not None else None
-    origin = sound.start_time * time_base if sound.start_time is not None else 0.0
     seconds = limits.max_audio_s / limits.audio_windows
     windows = []
     for start in audio_windows(duration, limits.max_audio_s, limits.audio_windows):
-        container.seek(int((origin + max(0.0, start - PREROLL_S)) / time_base), stream=sound)
-        sound.codec_context.flush_buffers()
+        _seek(container, sound, origin + start - PREROLL_S)
         samples = _read_track(container, sound, seconds, origin + start)
         windows.append(samples if samples is not None else np.zeros(0, np.float32))
     return _windows_clip(windows, seconds)
@@ -323,7 +342,8 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
 
     try:
         with av.open(io.BytesIO(data)) as container:
-            clip = _av_audio(container, limits)
+            sound = _sound(container)
+            clip = _av_audio(container, sound, limits) if sound is not None else None
             if clip is None:
                 raise ValueError("no audio stream")
             return clip
@@ -332,11 +352,8 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
 
 
 def sample_times(keyframes: Sequence[float], duration_s: float, n: int) -> list[float]:
-    """When to take each of ``n`` frames spread over a clip, one per equal segment: a keyframe
-    inside the segment if it has one (the one nearest its middle), else the middle itself.
-
-    A keyframe decodes alone, a frame between keyframes needs every frame back to the last one: in
-    a long video with keyframes every second or two, this decodes ``n`` frames, not hundreds.
+    """When to take each of ``n`` frames spread over a clip, one per equal segment (see
+    :func:`segment_time`).
 
     >>> sample_times([0.0, 1.5, 3.0, 4.5, 6.0, 7.5], 8.0, 4)  # segments [0, 2), [2, 4), [4, 6), [6, 8)
     [1.5, 3.0, 4.5, 7.5]
@@ -344,12 +361,19 @@ def sample_times(keyframes: Sequence[float], duration_s: float, n: int) -> list[
     [0.0, 3.0, 5.0, 7.0]
     """
     segment = duration_s / n
-    times = []
-    for i in range(n):
-        middle = segment * (i + 0.5)
-        inside = [k for k in keyframes if segment * i <= k < segment * (i + 1)]
-        times.append(min(inside, key=lambda k: abs(k - middle)) if inside else middle)
-    return times
+    return [segment_time(keyframes, segment * i, segment * (i + 1)) for i in range(n)]
+
+
+def segment_time(keyframes: Sequence[float], start: float, end: float) -> float:
+    """The frame to take for the segment ``[start, end)``: a keyframe inside it if it has one (the one
+    nearest its middle), else the middle itself.
+
+    A keyframe decodes alone, a frame between keyframes needs every frame back to the last one: in
+    a long video with keyframes every second or two, this decodes one frame per segment, not dozens.
+    """
+    middle = (start + end) / 2
+    inside = [k for k in keyframes if start <= k < end]
+    return min(inside, key=lambda k: abs(k - middle)) if inside else middle
 
 
 def _frames_at(codec: Any, packets: Sequence[Any], times: Sequence[float], targets: Sequence[float]) -> list[Any]:
@@ -423,9 +447,134 @@ def container_format(data: bytes) -> str | None:
     return None
 
 
+def _stamp(packet: Any, time_base: float) -> float:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    return stamp * time_base if stamp is not None else math.inf  # none: the packet that drains the decoder
+
+
+def _frames_from_start(container: Any, video: Any, sound: Any, track: _TrackReader | None,
+                       duration: float | None, limits: MediaLimits) -> list[Any]:
+    """The frames to take from a video no longer than ``limits.max_video_s`` (or not saying how long it
+    is: its first ``max_video_s``), read through from its start, feeding ``track`` (if given) the
+    ``sound`` stream meanwhile.
+
+    Demuxing comes first (cheap: no decoding), so the frames to take are chosen knowing where the
+    keyframes are; then only what leads to them is decoded.
+    """
+    time_base, origin = float(video.time_base), _origin(video)
+    window = min(duration, limits.max_video_s) if duration else limits.max_video_s
+    packets: list[Any] = []
+    times: list[float] = []
+    collecting = True
+    for packet in container.demux(*((video, sound) if track is not None else (video,))):
+        if packet.stream is not video:
+            if not track.full:  # type: ignore[union-attr]
+                for frame in packet.decode():
+                    track.add(frame)  # type: ignore[union-attr]
+        elif collecting:
+            t = _stamp(packet, time_base)
+            packets.append(packet)
+            times.append(t)
+            collecting = not (packet.is_keyframe and t - origin >= window)
+        if not collecting and (track is None or track.full):
+            break
+    if not duration:
+        # A streamed file (a browser's MediaRecorder WebM) does not say how long it is: the window
+        # ends with its last frame, not at max_video_s with the last frame standing in for every
+        # sample past it.
+        ends = [t + (packet.duration or 0) * time_base for packet, t in zip(packets, times, strict=True)
+                if t != math.inf]
+        last = max(ends, default=origin) - origin
+        if last > 0:
+            window = min(window, last)
+    keyframes = [t - origin for packet, t in zip(packets, times, strict=True)
+                 if packet.is_keyframe and t - origin < window]
+    targets = [origin + t for t in sample_times(keyframes, window, limits.video_frames)]
+    return _frames_at(video.codec_context, packets, times, targets)
+
+
+def _frames_spread(container: Any, video: Any, duration: float, limits: MediaLimits) -> list[Any]:
+    """The frames to take from a video longer than ``limits.max_video_s``, by the rule of
+    :func:`sample_times` over all of it (see :func:`_segment_frame`); None where nothing decoded."""
+    n = limits.video_frames
+    segment, budget = duration / n, limits.max_video_s / n
+    return [_segment_frame(container, video, segment * i, segment * (i + 1), budget) for i in range(n)]
+
+
+def _segment_frame(container: Any, video: Any, start: float, end: float, budget: float) -> Any:
+    """The frame :func:`segment_time` picks for ``[start, end)``, reached by seeking: to the last
+    keyframe before the middle, then demuxing on to the first keyframe after it; the one of the two
+    nearer the middle is decoded if it lies inside the segment, else the frame at the middle, from
+    the one before.
+
+    The seek goes by decoding time: where a keyframe is shown later than it is decoded (B-frames),
+    one shown just past a middle can stand for the one before it, as it is the nearer unless the
+    delay is half the keyframes' spacing. Where keyframes are far apart (a screen recording may hold
+    one), the cost stays what reading through ``max_video_s`` costs at most: a middle is decoded only
+    from a keyframe at most ``budget`` seconds before it, else a keyframe inside the segment found by
+    a seek to its end, or that keyframe before it, stands in; and demuxing stops ``budget`` seconds
+    and a segment past it.
+    """
+    origin, middle = _origin(video), (start + end) / 2
+    packets, times = _demux_from(container, video, origin + middle, lambda packet, t, first: (
+        (packet.is_keyframe and t - origin >= middle) or t - origin >= end or t - first > end - start + budget))
+    if not packets:
+        return None
+    keyframes = [t - origin for packet, t in zip(packets, times, strict=True) if packet.is_keyframe]
+    target = origin + segment_time(keyframes, start, end)
+    if target - times[0] > budget and target - origin not in keyframes:
+        if times[-1] - origin < end:  # demuxing stopped short of the segment's end
+            later, at = _demux_from(container, video, origin + end, lambda packet, t, first: True)
+            if later and middle <= at[0] - origin < end:
+                packets, times = later, at
+        target = times[0]
+    if times[-1] != math.inf:  # not the end of the stream, which drains the decoder itself
+        packets, times = [*packets, _Drain(video)], [*times, math.inf]
+    return _frames_at(video.codec_context, packets, times, [target])[0]
+
+
+def _demux_from(container: Any, video: Any, t: float,
+                last: Callable[[Any, float, float], bool]) -> tuple[list[Any], list[float]]:
+    """``video``'s packets and their times from its last keyframe at or before ``t`` on to the one that
+    ``last(packet, its time, the keyframe's time)`` says is the last."""
+    _seek(container, video, t)
+    time_base = float(video.time_base)
+    packets: list[Any] = []
+    times: list[float] = []
+    for packet in container.demux(video):
+        if not packets and not packet.is_keyframe:
+            continue  # a seek by bytes (MPEG-TS) can land between keyframes: nothing there decodes
+        packets.append(packet)
+        times.append(_stamp(packet, time_base))
+        if last(packet, times[-1], times[0]):
+            break
+    return packets, times
+
+
+class _Drain:
+    """Stands for the end of the stream after the last packet demuxed: a decoder holds frames back
+    (B-frames), so a keyframe demuxed last comes out only once it is drained."""
+
+    is_keyframe = False
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def decode(self) -> list[Any]:
+        import av
+
+        # An empty packet drains the decoder as the demuxer's last one does, and carries the time
+        # base the frames' times are read in (a bare decode(None) leaves them without).
+        packet = av.Packet()
+        packet.time_base = self.stream.time_base
+        return self.stream.codec_context.decode(packet)
+
+
 def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
-    """``limits.video_frames`` frames spread over the first ``max_video_s`` seconds (see
-    :func:`sample_times`), and the audio track, in one pass over the file."""
+    """``limits.video_frames`` frames spread over a video (see :func:`sample_times`), and its sound
+    track as :func:`decode_audio` hears a clip. A video up to ``limits.max_video_s`` long is read
+    through from its start, the sound decoded on the way; a longer one is reached by seeking, so a
+    film costs about what a short clip does."""
     import av
     from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -440,47 +589,19 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
             # more than it saves when a few frames are taken and many videos decode side by side.
             video.codec_context.thread_count = 1  # the worker decodes many videos side by side already
             sound = _sound(container, video)
-            time_base = float(video.time_base)
-            # Times count from the stream's first frame, which need not be at 0 (MPEG-TS, cut clips).
-            origin = video.start_time * time_base if video.start_time is not None else 0.0
-            duration = video.duration * time_base if video.duration else (
-                container.duration / av.time_base if container.duration else None
-            )
-            window = min(duration, limits.max_video_s) if duration else limits.max_video_s
-            track = _TrackReader(min(limits.max_audio_s, limits.max_video_s)) if sound is not None else None
-            # Demux first (cheap: no decoding), reading the sound track meanwhile, so the frames to
-            # take can be chosen knowing where the keyframes are; then decode only what leads to them.
-            packets: list[Any] = []
-            times: list[float] = []
-            collecting = True
-            for packet in container.demux(*(s for s in (video, sound) if s is not None)):
-                if packet.stream is sound:
-                    if not track.full:  # type: ignore[union-attr]
-                        for frame in packet.decode():
-                            track.add(frame)  # type: ignore[union-attr]
-                elif collecting:
-                    stamp = packet.pts if packet.pts is not None else packet.dts
-                    # no stamp: the end-of-stream packet, which drains the decoder
-                    t = stamp * time_base if stamp is not None else math.inf
-                    packets.append(packet)
-                    times.append(t)
-                    collecting = not (packet.is_keyframe and t - origin >= window)
-                if not collecting and (track is None or track.full):
-                    break
-            if not duration:
-                # A streamed file (a browser's MediaRecorder WebM) does not say how long it is: the
-                # window ends with its last frame, not at max_video_s with the last frame standing in
-                # for every sample past it.
-                ends = [t + (packet.duration or 0) * time_base for packet, t in zip(packets, times, strict=True)
-                        if t != math.inf]
-                last = max(ends, default=origin) - origin
-                if last > 0:
-                    window = min(window, last)
-            keyframes = [t - origin for packet, t in zip(packets, times, strict=True)
-                         if packet.is_keyframe and t - origin < window]
-            targets = [origin + t for t in sample_times(keyframes, window, limits.video_frames)]
-            picked = _frames_at(video.codec_context, packets, times, targets)
-            if picked[-1] is None:
+            duration = _duration(container, video)
+            sound_windows = sound is not None and limits.audio_windows > 1 and (
+                (_duration(container, sound) or 0.0) > limits.max_audio_s)
+            if duration and duration > limits.max_video_s:
+                picked = [f for f in _frames_spread(container, video, duration, limits) if f is not None]
+                audio = _av_audio(container, sound, limits, rewind=True) if sound is not None else None
+            else:
+                # a sound track read in windows is read after the frames, by seeking
+                track = _TrackReader(limits.max_audio_s) if sound is not None and not sound_windows else None
+                picked = _frames_from_start(container, video, sound, track, duration, limits)
+                samples = track.samples() if track is not None else None
+                audio = _av_audio(container, sound, limits) if sound_windows else Clip(samples) if samples is not None else None
+            if not picked or picked[-1] is None:
                 raise ValueError("no decodable video frame")
             # One converter for all frames: a frame's own to_image() sets up a new one every call.
             # One thread: by default swscale starts a pool as large as the host's cores for every
@@ -502,8 +623,7 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                         rgb = hdr_to_sdr(rgb, transfer, frame.color_primaries)
                     converted[id(frame)] = upright(rgb, frame.rotation)
                 frames.append(converted[id(frame)])
-        sound_samples = track.samples() if track is not None else None
-        return Video(frames=frames, audio=Clip(sound_samples) if sound_samples is not None else None)
+        return Video(frames=frames, audio=audio)
     except EventError:
         raise
     except Exception as exc:

@@ -122,7 +122,10 @@ class Settings(BaseSettings):
         default=3, ge=1, description="FUSIONREC_AUDIO_WINDOWS: a clip longer than max_audio_s is heard in this many "
         "windows spread over all of it (max_audio_s in all); 1 takes its start.",
     )
-    max_video_s: float = Field(default=60.0, gt=0, description="FUSIONREC_MAX_VIDEO_S: seconds of a video sampled.")
+    max_video_s: float = Field(
+        default=60.0, gt=0, description="FUSIONREC_MAX_VIDEO_S: a video up to this long is read through from its start; "
+        "a longer one is reached by seeking (its frames are spread over all of it either way).",
+    )
     model_dir: Path | None = Field(default=None, description="FUSIONREC_MODEL_DIR: local directory holding models.")
     device: str = Field(default="auto", description="FUSIONREC_DEVICE: `auto`, `cpu`, `cuda`, `cuda:1`...")
     torch_threads: int | None = Field(default=None, ge=1, description="FUSIONREC_TORCH_THREADS: CPU threads for models.")

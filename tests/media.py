@@ -175,6 +175,57 @@ def two_sound_tracks(fmt: str, *, video: bool, description_first: bool) -> bytes
     return buf.getvalue()
 
 
+def slideshow(spans: list[tuple[bytes, int]], size: tuple[int, int] = (160, 120)) -> bytes:
+    """An MPEG-4 video at 2 fps, a keyframe every 2 s, showing each picture of ``spans`` (encoded
+    bytes, seconds) for its seconds: a show's opening titles, then what the episode is about."""
+    import av
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=2, options={"g": "4"})
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        pictures = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize(size)) for data, _ in spans]
+        write(container, stream, (av.VideoFrame.from_ndarray(picture, format="rgb24")
+                                  for picture, (_, seconds) in zip(pictures, spans, strict=True)
+                                  for _ in range(seconds * 2)))
+    return buf.getvalue()
+
+
+def long_video(fmt: str, codec: str, sound_codec: str, seconds: int, sound: np.ndarray | None = None) -> bytes:
+    """A ``seconds`` long video (``fmt``, ``codec``) at 4 fps, 32 x 32, a keyframe every 2 s, whose grey
+    brightens from 20 to 220 over its length, with ``sound`` (mono, 16 kHz; 48 kHz for Opus) as its
+    track: the two muxed second by second, interleaved as real files are."""
+    import av
+    import soxr
+
+    rate = 48_000 if sound_codec == "libopus" else 16_000
+    if sound is not None and rate != 16_000:
+        sound = soxr.resample(sound, 16_000, rate).astype(np.float32)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as container:
+        picture = container.add_stream(codec, rate=4, options={"g": "8"})
+        picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
+        track = container.add_stream(sound_codec, rate=rate, layout="mono") if sound is not None else None
+        for second in range(seconds):
+            for i in range(second * 4, second * 4 + 4):
+                level = round(20 + 200 * i / (seconds * 4))
+                frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), level, np.uint8), format="rgb24")
+                for packet in picture.encode(frame):
+                    container.mux(packet)
+            if track is not None and second * rate < len(sound):  # type: ignore[arg-type]
+                # PyAV cuts what it is given into the encoder's frame size and sample format
+                frame = av.AudioFrame.from_ndarray(sound[None, second * rate : (second + 1) * rate], format="flt",  # type: ignore[index]
+                                                   layout="mono")
+                frame.sample_rate, frame.pts = rate, second * rate
+                for packet in track.encode(frame):
+                    container.mux(packet)
+        for stream in (picture, track) if track is not None else (picture,):
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return buf.getvalue()
+
+
 BT709_TO_BT2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])
 
 

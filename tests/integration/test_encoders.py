@@ -15,7 +15,7 @@ from fusionrec.encoders.loading import load_text_encoder
 from fusionrec.encoders.media import Clip, decode_audio, decode_image, decode_video
 from fusionrec.encoders.video import VideoEncoder
 from fusionrec.schemas import ConfigError
-from tests.media import audio_file, crop, mp4, noise_wav, other_photo, photo, png, speech, wav
+from tests.media import audio_file, crop, mp4, noise_wav, other_photo, photo, png, slideshow, speech, wav
 from tests.unit.test_contract_encoders import ODD_TEXTS, TEXTS, check_encoder_contract
 
 pytestmark = pytest.mark.integration
@@ -159,6 +159,22 @@ def test_episodes_that_open_alike_sound_like_what_follows(librosa_audio):
     assert v[0] @ v[1] < 0.95
     assert v[1] @ v[3] > v[0] @ v[3] + 0.05  # the one that plays music is nearer a chord
     assert v[0] @ v[2] > v[1] @ v[2] + 0.05  # and the one that talks nearer other talk
+
+
+def test_episodes_that_open_alike_look_like_what_follows(lite0, librosa_audio):
+    # Two three-minute episodes open with the same minute of titles (all their first minute holds);
+    # then one shows a person and the other a product. Sampled over all of it, each looks like what
+    # follows its opening.
+    titles = png((30, 30, 90), size=(160, 120))
+    episodes = [decode_video(slideshow([(titles, 60), (body, 120)])) for body in (photo(), other_photo())]
+    assert all(len(episode.frames) == 8 for episode in episodes)
+    enc = VideoEncoder(lite0, librosa_audio)
+    v = encode_raw(enc, episodes)[:, :1280]
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    person, product = encode_raw(lite0, images(photo(), other_photo()))
+    assert v[0] @ v[1] < 0.95
+    assert v[0] @ person > v[1] @ person + 0.05
+    assert v[1] @ product > v[0] @ product + 0.05
 
 
 def test_an_exported_audio_encoder_loads_from_a_file(tmp_path):

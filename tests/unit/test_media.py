@@ -9,7 +9,7 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, _windows_clip, audio_windows, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import audio_file, hdr_code, hevc_video, in_p3, mp4, p3_profile, photo, png, streamed, two_sound_tracks, wav
+from tests.media import audio_file, hdr_code, hevc_video, in_p3, long_video, mp4, p3_profile, photo, png, streamed, two_sound_tracks, wav
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -457,15 +457,17 @@ def test_the_encoders_resize_is_pillows_bilinear_filter(side):
         assert np.abs(out.round().astype(int) - expected).max() <= 1
 
 
-# a keyframe in every segment (1.5 s) or rarer (8 s); B-frames: decoded out of the order they are shown in
+# a keyframe in every segment (1.5 s) or rarer (8 s); B-frames: decoded out of the order they are shown in;
+# read through from the start, or (longer than max_video_s) reached by seeking: the same frames
+@pytest.mark.parametrize("max_video_s", [60.0, 5.0])
 @pytest.mark.parametrize(("gop", "bframes"), [(12, 0), (64, 0), (12, 2)])
-def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_times(gop, bframes):
+def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_times(gop, bframes, max_video_s):
     import av
 
     from fusionrec.encoders.media import sample_times
 
     data = mp4(frames=160, audio=True, size=(64, 48), image=photo(), gop=gop, bframes=bframes)  # 20 s at 8 fps
-    got = decode_media(K.VIDEO, data, MediaLimits(video_frames=6))
+    got = decode_media(K.VIDEO, data, MediaLimits(video_frames=6, max_video_s=max_video_s, audio_windows=1))
     with av.open(io.BytesIO(data)) as container:
         every = [(f.time, f.key_frame, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
     assert 150 <= len(every) <= 160
@@ -474,11 +476,60 @@ def test_a_long_videos_samples_are_the_frames_a_full_decode_has_at_the_sample_ti
     wanted = sample_times(keyframes, 20.0, 6)
     # six 3.3 s segments: the keyframe nearest each one's middle, or the middle where it holds none
     assert wanted == pytest.approx([1.5, 4.5, 9.0, 12.0, 15.0, 18.0] if gop == 12 else [0.0, 5.0, 8.0, 35 / 3, 16.0, 55 / 3])
+    if gop == 64 and max_video_s < 20:
+        # sought, a middle is decoded from a keyframe at most 5 / 6 s before it: 8 s apart, that keyframe
+        # stands in, so a video keyframed once costs no more than reading through max_video_s
+        wanted = [0.0, 0.0, 8.0, 8.0, 16.0, 16.0]
     expected = [next(img for t, _, img in every if t >= w - 1e-6) for w in wanted]
     assert len(got.frames) == 6
     for frame, want in zip(got.frames, expected, strict=True):
         assert np.array_equal(frame, want)
     assert abs(got.audio.seconds - 20.0) < 0.15  # the track is read whole meanwhile
+
+
+def _grey(seconds: float, t: float) -> float:
+    """The grey of tests.media.long_video's frame at ``t``."""
+    return 20 + 200 * t / seconds
+
+
+# each container's own seeking: MP4's and MOV's index, Matroska's cues, MPEG-TS by bytes (its clock
+# starts past zero), AVI's index
+@pytest.mark.parametrize(("fmt", "codec", "sound_codec"), [
+    ("mp4", "libx264", "aac"), ("mov", "mpeg4", "aac"), ("matroska", "libx264", "aac"),
+    ("webm", "libvpx-vp9", "libopus"), ("mpegts", "mpeg2video", "aac"), ("avi", "mpeg4", "libmp3lame"),
+])
+def test_a_video_longer_than_the_limit_is_sampled_and_heard_over_all_of_it(fmt, codec, sound_codec):
+    # 90 s brightening over its length, a different tone in each third: its first 60 s (what used to be
+    # sampled) never get brighter than 153, and its first 30 s of sound hold the first tone alone
+    data = long_video(fmt, codec, sound_codec, 90, three_tones(16_000))
+    video = decode_media(K.VIDEO, data, MediaLimits(max_video_s=60.0, video_frames=8, max_audio_s=30.0))
+    # a keyframe every 2 s: the one nearest each 11.25 s segment's middle is at most 1 s from it
+    middles = [11.25 * (i + 0.5) for i in range(8)]
+    np.testing.assert_allclose([f.mean() for f in video.frames], [_grey(90, t) for t in middles], atol=2.3 + 2)
+    assert video.audio.samples.shape == (3, 160_000)
+    heard = [np.argmax(np.abs(np.fft.rfft(window))) * 16_000 / window.size for window in video.audio.samples]
+    np.testing.assert_allclose(heard, TONES, atol=1.0)
+
+
+def test_a_video_up_to_the_limit_is_read_through_and_its_long_sound_heard_in_windows():
+    data = long_video("mp4", "libx264", "aac", 45, three_tones(16_000, part_s=15.0))
+    video = decode_media(K.VIDEO, data, MediaLimits(max_video_s=60.0, video_frames=8, max_audio_s=30.0))
+    np.testing.assert_allclose([f.mean() for f in video.frames], [_grey(45, 45 / 8 * (i + 0.5)) for i in range(8)],
+                               atol=4.5 + 2)
+    assert video.audio.samples.shape == (3, 160_000)
+    heard = [np.argmax(np.abs(np.fft.rfft(window))) * 16_000 / window.size for window in video.audio.samples]
+    np.testing.assert_allclose(heard, TONES, atol=1.0)
+
+
+def test_a_long_videos_short_sound_is_read_from_its_start_after_the_frames_are_sought():
+    t = np.arange(20 * 16_000) / 16_000
+    tone = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    data = long_video("mp4", "libx264", "aac", 90, tone)
+    video = decode_media(K.VIDEO, data, MediaLimits(max_video_s=60.0))
+    assert video.audio.samples.ndim == 1 and abs(video.audio.seconds - 20.0) < 0.15
+    # sample for sample what the file's sound is, read alone from its start without a seek
+    np.testing.assert_array_equal(video.audio.samples, decode_media(K.AUDIO, data).samples)
+    assert _grey(90, 80) < video.frames[-1].mean()
 
 
 class _Frame:

@@ -1,0 +1,91 @@
+"""What a video item costs the encoder worker's CPU by its length: one up to `FUSIONREC_MAX_VIDEO_S`
+(60) is read through from its start; a longer one's frames and sound windows are reached by seeking.
+
+    .venv/bin/python bench/video.py [--seconds 20 60 61 300 1200] [--repeat 5]
+
+The videos are what phones and sites serve (`bench/encode.py --hd-video`'s): 1280 x 720 H.264 at
+30 fps with a keyframe every 2 s and a 48 kHz AAC track of speech, in MP4. The longer ones loop a
+60 s recording by copying its packets (so a 20-minute file takes a second to make, not ten
+minutes to encode). Each figure is the CPU time (every thread) of `decode_video` with the worker's
+limits (8 frames, scaled for a 224 px model; 30 s of sound), best of --repeat rounds, the lengths
+taking turns. Up to 60 s, the longer the video, the more is demuxed and the more sound decoded;
+past it, what is decoded no longer grows with the length. Before frames were spread over a long
+video, its first 60 s were read: the 60 s row is what any longer video cost then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from encode import make_video, photo_sources  # bench/encode.py's videos
+
+from fusionrec.encoders.media import MediaLimits, decode_video
+
+LIMITS = MediaLimits(frame_size=224)
+
+
+def looped(data: bytes, seconds: int) -> bytes:
+    """``data`` (a 60 s MP4) repeated, by copying its packets with their times shifted, to ``seconds``."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(io.BytesIO(data)) as source, av.open(out, "w", format="mp4") as sink:
+        streams = {s.index: sink.add_stream_from_template(s) for s in (source.streams.video[0], source.streams.audio[0])}
+        length = float(source.duration / av.time_base)
+        for lap in range(-(-seconds // round(length))):
+            source.seek(0)
+            for packet in source.demux(*source.streams):
+                if packet.dts is None or packet.stream.index not in streams:
+                    continue
+                shift = round(lap * length / packet.time_base)
+                if packet.pts is not None and (packet.pts * packet.time_base + lap * length) >= seconds:
+                    continue
+                packet.pts = packet.pts + shift if packet.pts is not None else None
+                packet.dts += shift
+                packet.stream = streams[packet.stream.index]
+                sink.mux(packet)
+    return out.getvalue()
+
+
+def main() -> None:
+    import soundfile
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, nargs="+", default=[20, 60, 61, 300, 1200])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    voice = np.concatenate([soundfile.read(p, dtype="float32")[0]
+                            for p in sorted((HERE.parent / "tests" / "fixtures").glob("*.flac"))])
+    with tqdm(total=2, desc="making videos") as bar:
+        minute = make_video(photo_sources()[0], voice, 60, hd=True)
+        bar.update()
+        videos = {s: minute if s == 60 else make_video(photo_sources()[0], voice, s, hd=True) if s < 60 else looped(minute, s)
+                  for s in args.seconds}
+        bar.update()
+    best = dict.fromkeys(videos, float("inf"))
+    for _ in tqdm(range(args.repeat), desc="rounds"):
+        for seconds, data in videos.items():
+            start = time.process_time()
+            decoded = decode_video(data, LIMITS)
+            best[seconds] = min(best[seconds], (time.process_time() - start) * 1000)
+            assert len(decoded.frames) == LIMITS.video_frames and decoded.audio is not None
+    print(f"decode_video CPU ms per 720p H.264 + AAC video, best of {args.repeat} "
+          f"({LIMITS.video_frames} frames, {LIMITS.max_audio_s:.0f} s of sound)")
+    print(f"{'seconds':>8} {'MB':>6} {'read':>14} {'CPU ms':>8}")
+    for seconds, data in videos.items():
+        how = "through" if seconds <= LIMITS.max_video_s else "by seeking"
+        print(f"{seconds:>8} {len(data) / 2**20:>6.1f} {how:>14} {best[seconds]:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
