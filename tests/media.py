@@ -213,10 +213,10 @@ def long_video(fmt: str, codec: str, sound_codec: str, seconds: int, sound: np.n
                 frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), level, np.uint8), format="rgb24")
                 for packet in picture.encode(frame):
                     container.mux(packet)
-            if track is not None and second * rate < len(sound):  # type: ignore[arg-type]
+            if track is not None and sound is not None and second * rate < len(sound):
                 # PyAV cuts what it is given into the encoder's frame size and sample format
-                frame = av.AudioFrame.from_ndarray(sound[None, second * rate : (second + 1) * rate], format="flt",  # type: ignore[index]
-                                                   layout="mono")
+                chunk = np.ascontiguousarray(sound[None, second * rate : (second + 1) * rate])
+                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
                 frame.sample_rate, frame.pts = rate, second * rate
                 for packet in track.encode(frame):
                     container.mux(packet)
