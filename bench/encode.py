@@ -69,10 +69,10 @@ def photo_sources() -> list[Any]:
     return [Image.open(root / name).convert("RGB") for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")]
 
 
-def make_video(picture: Any, voice: np.ndarray, seconds: int, hd: bool = False) -> bytes:
+def make_video(picture: Any, voice: np.ndarray, seconds: int, hd: bool = False, keyframe_s: int = 2) -> bytes:
     """A video panning across ``picture`` with ``voice`` (16 kHz) looped as its stereo AAC track:
     160 px MPEG-4 at 8 fps with a 16 kHz track, or (``hd``) what phones and sites serve, 1280 x 720
-    H.264 at 30 fps with a keyframe every 2 s and a 48 kHz track."""
+    H.264 at 30 fps with a keyframe every ``keyframe_s`` seconds and a 48 kHz track."""
     import av
     import soxr
 
@@ -83,8 +83,8 @@ def make_video(picture: Any, voice: np.ndarray, seconds: int, hd: bool = False) 
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         if hd:
-            stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(2 * fps),
-                                                                          "keyint_min": str(2 * fps)})
+            stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(keyframe_s * fps),
+                                                                          "keyint_min": str(keyframe_s * fps)})
         else:
             stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

@@ -596,11 +596,13 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
                 picked = [f for f in _frames_spread(container, video, duration, limits) if f is not None]
                 audio = _av_audio(container, sound, limits, rewind=True) if sound is not None else None
             else:
-                # a sound track read in windows is read after the frames, by seeking
                 track = _TrackReader(limits.max_audio_s) if sound is not None and not sound_windows else None
                 picked = _frames_from_start(container, video, sound, track, duration, limits)
-                samples = track.samples() if track is not None else None
-                audio = _av_audio(container, sound, limits) if sound_windows else Clip(samples) if samples is not None else None
+                if sound_windows:  # read after the frames, by seeking
+                    audio = _av_audio(container, sound, limits)
+                else:
+                    samples = track.samples() if track is not None else None
+                    audio = Clip(samples) if samples is not None else None
             if not picked or picked[-1] is None:
                 raise ValueError("no decodable video frame")
             # One converter for all frames: a frame's own to_image() sets up a new one every call.
