@@ -98,7 +98,12 @@ class ItemEncoder:
         if "text" in self.encoders and item.text():
             out["text"] = self.encoders["text"].prepare(item.text())
         for kind, ref in item.media.items():
-            content = decode_media(kind, self.fetcher.fetch(kind, ref), self.limits)
+            source = self.fetcher.fetch(kind, ref)
+            try:
+                content = decode_media(kind, source, self.limits)
+            finally:
+                if not isinstance(source, bytes):
+                    source.close()
             if kind in self.encoders:  # media of a modality this worker does not encode is still checked
                 try:
                     out[kind] = self.encoders[kind].prepare(content)

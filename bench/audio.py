@@ -8,12 +8,15 @@ The audio is 44.1 kHz stereo made from the speech fixtures with a chord under th
 writes the files: WAV, FLAC, Ogg Vorbis, MP3 and M4A/AAC at 192 kb/s). Each figure is the best of
 --repeat rounds of CPU time (every thread), the cases taking turns. The bench's items in
 `bench/encode.py` are 2-4 s 16 kHz mono FLAC, far cheaper than music: this is the other end.
+"KB read" is how much of the four-minute file the worker's fetcher reads, in place as a `file://` path,
+to hear it in windows (next to its size).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +28,9 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # the tests' media writers
 
 from fusionrec.encoders.audio import LibrosaAudioEncoder
-from fusionrec.encoders.media import MediaLimits, decode_audio
+from fusionrec.encoders.media import MediaLimits, decode_audio, decode_media
+from fusionrec.schemas import MediaKind, MediaRef
+from fusionrec.streams.media import MediaPolicy, PolicyMediaFetcher
 from tests.media import audio_file
 
 RATE = 44_100
@@ -50,6 +55,17 @@ def cpu_ms(fn: Callable[[], object]) -> float:
     return (time.process_time() - start) * 1000
 
 
+def read_in_place(data: bytes, fmt: str) -> int:
+    """Bytes of ``data`` the worker's fetcher reads of it as a file to hear it (windows, if long)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"track.{fmt}"
+        path.write_bytes(data)
+        with PolicyMediaFetcher(MediaPolicy(media_root=Path(folder))).fetch(MediaKind.AUDIO, MediaRef(uri=path.as_uri())) as source:
+            clip = decode_media(MediaKind.AUDIO, source)
+            assert np.array_equal(clip.samples, decode_audio(data).samples)
+            return source.fetched  # type: ignore[attr-defined]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5)
@@ -70,10 +86,10 @@ def main() -> None:
         for case, fn in cases.items():
             best[case] = min(best[case], cpu_ms(fn) / (8 if case[0] == "features" else 1))
     print(f"CPU ms per clip, best of {args.repeat}: a 30 s preview; a 4 min track in 3 windows of 10 s, or its first 30 s")
-    print(f"{'format':>8} {'KB (30 s)':>10} {'preview':>8} {'windows':>8} {'first 30 s':>11}")
-    for fmt, (short, _) in files.items():
+    print(f"{'format':>8} {'KB (30 s)':>10} {'preview':>8} {'windows':>8} {'first 30 s':>11} {'KB (4 min)':>11} {'KB read':>8}")
+    for fmt, (short, long) in files.items():
         print(f"{fmt:>8} {len(short) // 1024:>10} {best[fmt, 'preview']:>8.1f} {best[fmt, 'windows']:>8.1f}"
-              f" {best[fmt, 'first 30 s']:>11.1f}")
+              f" {best[fmt, 'first 30 s']:>11.1f} {len(long) // 1024:>11} {read_in_place(long, fmt) // 1024:>8}")
     print(f"librosa features of a 30 s clip on the CPU (calls of 8): {best['features', 'preview']:.1f} ms")
 
 

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,25 @@ if TYPE_CHECKING:
 MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs
 SAMPLE_RATE = 16_000  # every clip is resampled to this before feature extraction
 IMAGE_DRAFT = 320  # JPEGs decode straight at about this size: models look at 224 pixels
+
+# Media as fetched: its bytes, or a seekable binary file of them, of which the decoders read what they
+# sample (a long video's segments, a long clip's windows) and no more.
+Source = bytes | IO[bytes]
+
+
+def _file(source: Source) -> IO[bytes]:
+    """``source`` as a file at its start."""
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    source.seek(0)
+    return source
+
+
+def _head(source: Source, n: int = 8) -> bytes:
+    if isinstance(source, bytes):
+        return source[:n]
+    source.seek(0)
+    return source.read(n)
 
 
 @dataclass(frozen=True)
@@ -289,7 +308,13 @@ def _origin(stream: Any) -> float:
 
 
 def _seek(container: Any, stream: Any, t: float) -> None:
-    """Moves ``container`` to ``stream``'s last keyframe at or before ``t`` (seconds, stream time)."""
+    """Moves ``container`` to ``stream``'s last keyframe at or before ``t`` (seconds, stream time), the
+    other streams left out of demuxing from then on: an MP4 demuxer then does not even read their
+    packets, which lie between the stream's (a window of sound is not read with the video beside it)."""
+    from av.stream import Discard
+
+    for other in container.streams:
+        other.discard = Discard.default if other is stream else Discard.all
     container.seek(int(t / stream.time_base), stream=stream)
     stream.codec_context.flush_buffers()
 
@@ -316,13 +341,13 @@ def _av_audio(container: Any, sound: Any, limits: MediaLimits, *, rewind: bool =
     return _windows_clip(windows, seconds)
 
 
-def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
+def decode_audio(data: Source, limits: MediaLimits = MediaLimits()) -> Clip:
     """WAV/FLAC/OGG/MP3 through libsndfile; anything else libsndfile refuses (AAC, M4A, Opus in WebM)
     through FFmpeg. A clip longer than ``limits.max_audio_s`` is read in windows (:func:`audio_windows`)."""
     import soundfile
 
     try:
-        with soundfile.SoundFile(io.BytesIO(data)) as f:
+        with soundfile.SoundFile(_file(data)) as f:
             if f.frames <= 0:
                 raise ValueError("no audio frames")
             rate, max_s, n = f.samplerate, limits.max_audio_s, limits.audio_windows
@@ -341,7 +366,7 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Clip:
     import av
 
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(_file(data)) as container:
             sound = _sound(container)
             clip = _av_audio(container, sound, limits) if sound is not None else None
             if clip is None:
@@ -570,7 +595,7 @@ class _Drain:
         return self.stream.codec_context.decode(packet)
 
 
-def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
+def decode_video(data: Source, limits: MediaLimits = MediaLimits()) -> Video:
     """``limits.video_frames`` frames spread over a video (see :func:`sample_times`), and its sound
     track as :func:`decode_audio` hears a clip. A video up to ``limits.max_video_s`` long is read
     through from its start, the sound decoded on the way; a longer one is reached by seeking, so a
@@ -579,7 +604,7 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
     from av.video.reformatter import Interpolation, VideoReformatter
 
     try:
-        with av.open(io.BytesIO(data), format=container_format(data)) as container:
+        with av.open(_file(data), format=container_format(_head(data))) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
             # FFmpeg's pick, as players make it: a cover picture stored as a one-frame video track can
@@ -632,10 +657,25 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> Video:
         raise _undecodable(MediaKind.VIDEO, exc) from exc
 
 
-def decode_media(kind: MediaKind, data: bytes, limits: MediaLimits = MediaLimits()) -> Any:
-    """Decoded content of ``data`` as ``kind``, or :class:`EventError` (``media_undecodable``)."""
-    if kind is MediaKind.IMAGE:
-        return decode_image(data)
-    if kind is MediaKind.AUDIO:
-        return decode_audio(data, limits)
-    return decode_video(data, limits)
+def decode_media(kind: MediaKind, source: Source, limits: MediaLimits = MediaLimits()) -> Any:
+    """Decoded content of ``source`` as ``kind``, or :class:`EventError` (``media_undecodable``).
+
+    A file that stopped short (a fetcher's reader that reached its byte limit or lost the network) says
+    why in its ``error`` attribute: that is the reason then, not what the cut-off file looked like, and
+    also where the decoder made do with what it got.
+    """
+    try:
+        if kind is MediaKind.IMAGE:
+            return decode_image(source if isinstance(source, bytes) else _file(source).read())
+        if kind is MediaKind.AUDIO:
+            content: Any = decode_audio(source, limits)
+        else:
+            content = decode_video(source, limits)
+    except EventError as exc:
+        failure = getattr(source, "error", None)
+        if failure is None:
+            raise
+        raise failure from exc
+    if (failure := getattr(source, "error", None)) is not None:
+        raise failure
+    return content

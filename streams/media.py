@@ -5,19 +5,30 @@ root (no traversal, no symlink escape), ``http(s)://`` with a timeout, a byte li
 unless explicitly allowed, no loopback, private, link-local or reserved addresses (checked on every
 resolved address before connecting, and again on redirects). ``MemoryMediaFetcher`` is its twin.
 Every refusal is an :class:`EventError` with the dead-letter code that says why.
+
+Audio and video are not downloaded whole where they can be read in parts: a ``file://`` clip is read
+in place, and an ``http(s)://`` one by byte ranges when its server serves them. The decoders seek to
+what they sample, so a film is sampled from a few megabytes of it, and the byte limit bounds what is
+read rather than how large the file is.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_MAX_BYTES: Mapping[MediaKind, int] = {
     MediaKind.IMAGE: 10 * 2**20,
@@ -26,12 +37,192 @@ DEFAULT_MAX_BYTES: Mapping[MediaKind, int] = {
 }
 
 
+# Parts of a file served over HTTP are fetched in blocks of this size by default (a read spanning
+# several missing ones fetches them in one request): a 2 s GOP of 720p video is a block or two, where
+# a request per 32 KB FFmpeg reads would cost a round trip each. A file in place is read in FFmpeg's
+# own reads.
+BLOCK_BYTES = 256 * 1024
+FILE_BLOCK_BYTES = 32 * 1024
+
+
 class MediaFetcher(Protocol):
-    def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes: ...
+    def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes | BinaryIO:
+        """The media's bytes, or a seekable binary file of them, of which the decoders read only what
+        they sample; the caller closes it."""
+        ...
 
 
 def _too_large(kind: MediaKind, size: int, limit: int) -> EventError:
     return EventError(ErrorCode.MEDIA_TOO_LARGE, f"{kind} is {size} bytes or more; limit {limit}")
+
+
+class PartReader(io.RawIOBase):
+    """A seekable read-only file of ``size`` bytes fetched in blocks as they are read, at most ``limit``
+    bytes in all; subclasses say how a part is fetched (:meth:`_fetch`).
+
+    A failure (the limit reached, the network gone) ends the file where it happened and is kept in
+    :attr:`error`, which the decoders raise as the item's reason (:func:`~fusionrec.encoders.media.decode_media`).
+    Raising it from ``read`` instead would not reach them: libsndfile calls back through cffi, which
+    prints an exception and carries on.
+    """
+
+    def __init__(self, kind: MediaKind, size: int, limit: int, block: int) -> None:
+        super().__init__()
+        self.kind, self.size, self.limit, self.block = kind, size, limit, block
+        self.fetched = 0  # bytes fetched so far; each block once
+        self.error: EventError | None = None
+        self._pos = 0
+        self._blocks: dict[int, bytes] = {}
+
+    def _fetch(self, start: int, length: int) -> bytes:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.size - self._pos)
+        if n <= 0 or self.error is not None:
+            return 0
+        first, last = self._pos // self.block, (self._pos + n - 1) // self.block
+        try:
+            self._load(first, last)
+        except EventError as exc:
+            self.error = exc
+            return 0
+        data = b"".join(self._blocks[b] for b in range(first, last + 1))
+        offset = self._pos - first * self.block
+        memoryview(buffer)[:n] = data[offset : offset + n]
+        self._pos += n
+        return n
+
+    def _load(self, first: int, last: int) -> None:
+        """Fetches the missing blocks among ``first..last``, each run of adjacent ones in one part."""
+        b = first
+        while b <= last:
+            if b in self._blocks:
+                b += 1
+                continue
+            end = b
+            while end + 1 <= last and end + 1 not in self._blocks:
+                end += 1
+            start, stop = b * self.block, min((end + 1) * self.block, self.size)
+            if self.fetched + stop - start > self.limit:
+                raise EventError(ErrorCode.MEDIA_TOO_LARGE,
+                                 f"{self.kind} needs more than {self.limit} bytes read; limit {self.limit}")
+            data = self._fetch(start, stop - start)
+            if len(data) != stop - start:
+                raise EventError(ErrorCode.MEDIA_FETCH_FAILED,
+                                 f"{self.kind}: asked for {stop - start} bytes at {start}, got {len(data)}")
+            self.fetched += len(data)
+            for i in range(b, end + 1):
+                self._blocks[i] = data[(i - b) * self.block : (i - b + 1) * self.block]
+            b = end + 1
+
+
+class _FileReader(PartReader):
+    _fd = -1  # until opened: a reader whose open failed is still closed when collected
+
+    def __init__(self, kind: MediaKind, path: Path, limit: int) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            super().__init__(kind, os.fstat(fd).st_size, limit, FILE_BLOCK_BYTES)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _fetch(self, start: int, length: int) -> bytes:
+        try:
+            return os.pread(self._fd, length, start)
+        except OSError as exc:
+            raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"cannot read {self.kind}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        super().close()
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+def _content_range(response: httpx.Response) -> tuple[int, int, int]:
+    """(first byte, last byte, total size) of a 206 answer."""
+    found = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+    if not found:
+        raise EventError(ErrorCode.MEDIA_FETCH_FAILED,
+                         f"GET {response.request.url} answered 206 with Content-Range {response.headers.get('content-range')!r}")
+    first, last, total = map(int, found.groups())
+    return first, last, total
+
+
+def _body(response: httpx.Response, kind: MediaKind, limit: int) -> bytes:
+    """The body of ``response``, refused once longer than ``limit``."""
+    declared = int(response.headers.get("content-length", "0") or 0)
+    if declared > limit:
+        raise _too_large(kind, declared, limit)
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(kind, len(body), limit)
+    return bytes(body)
+
+
+class _HttpReader(PartReader):
+    """An HTTP resource read by byte ranges, its first block already fetched; owns ``client``.
+    ``check`` passes the host again before each part, as it did before the first."""
+
+    def __init__(self, kind: MediaKind, limit: int, block: int, client: httpx.Client, url: str, size: int,
+                 first: bytes, check: Callable[[str], None]) -> None:
+        super().__init__(kind, size, limit, block)
+        self._client, self._url, self._check = client, url, check
+        self._blocks[0], self.fetched = first, len(first)
+
+    def _fetch(self, start: int, length: int) -> bytes:
+        import httpx
+
+        self._check(self._url)
+        try:
+            with self._client.stream("GET", self._url, headers=_range(start, length)) as resp:
+                if resp.status_code != 206:
+                    raise EventError(ErrorCode.MEDIA_FETCH_FAILED,
+                                     f"GET {self._url} bytes {start}+{length} answered {resp.status_code}")
+                first, _, total = _content_range(resp)
+                if first != start or total != self.size:
+                    raise EventError(ErrorCode.MEDIA_FETCH_FAILED,
+                                     f"GET {self._url}: asked for bytes from {start} of {self.size}, "
+                                     f"answered {resp.headers['content-range']!r} (did the file change?)")
+                body = bytearray()
+                for chunk in resp.iter_bytes():  # more than asked for is refused by the caller's count
+                    body += chunk
+                    if len(body) > length:
+                        break
+                return bytes(body)
+        except httpx.HTTPError as exc:
+            raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {self._url} failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+        super().close()
+
+
+def _range(start: int, length: int) -> dict[str, str]:
+    # identity: ranges of a compressed transfer would count its compressed bytes
+    return {"range": f"bytes={start}-{start + length - 1}", "accept-encoding": "identity"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +232,7 @@ class MediaPolicy:
     allow_private_hosts: bool = False
     timeout_s: float = 10.0
     max_bytes: Mapping[MediaKind, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
+    block_bytes: int = BLOCK_BYTES  # what one HTTP range request asks for at least
 
 
 def _check_content_type(kind: MediaKind, content_type: str | None, where: str) -> None:
@@ -67,7 +259,9 @@ class PolicyMediaFetcher:
         self.policy = policy
         self._resolve = resolve or (lambda host: [ai[4][0] for ai in socket.getaddrinfo(host, None)])
 
-    def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes:
+    def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes | BinaryIO:
+        """Inline data and pictures as bytes; a clip or video at a URI as a file read in parts where it
+        can be (:class:`PartReader`), ``max_bytes`` bounding what is read of it."""
         limit = self.policy.max_bytes[kind]
         _check_content_type(kind, ref.content_type, "declared")
         if ref.data is not None:
@@ -82,7 +276,7 @@ class PolicyMediaFetcher:
             return self._http(kind, ref.uri, limit)
         raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"{kind} URI scheme {scheme or '(none)'!r} is not allowed")
 
-    def _file(self, kind: MediaKind, uri: str, limit: int) -> bytes:
+    def _file(self, kind: MediaKind, uri: str, limit: int) -> bytes | BinaryIO:
         root = self.policy.media_root
         if root is None:
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, "file:// media needs FUSIONREC_MEDIA_ROOT")
@@ -95,6 +289,8 @@ class PolicyMediaFetcher:
         if not resolved.is_relative_to(root):
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"{uri!r} is outside the media root")
         try:
+            if kind is not MediaKind.IMAGE:
+                return _FileReader(kind, resolved, limit)  # type: ignore[return-value]
             size = resolved.stat().st_size
             if size > limit:
                 raise _too_large(kind, size, limit)
@@ -120,32 +316,44 @@ class PolicyMediaFetcher:
         if not addresses or not all(_public(a) for a in addresses):
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"host {host!r} is loopback, private or reserved")
 
-    def _http(self, kind: MediaKind, uri: str, limit: int) -> bytes:
+    def _http(self, kind: MediaKind, uri: str, limit: int) -> bytes | BinaryIO:
+        """GET ``uri``; for a clip or video, of its first block only, and where the server answers with
+        that part, a reader that fetches the rest as it is read (a server that ignores ranges sends it
+        all, read as before)."""
         import httpx
 
+        ranged, block = kind is not MediaKind.IMAGE, self.policy.block_bytes
         url = uri
-        with httpx.Client(timeout=self.policy.timeout_s, follow_redirects=False) as client:
+        client: httpx.Client | None = httpx.Client(timeout=self.policy.timeout_s, follow_redirects=False)
+        try:
             for _ in range(5):  # redirects are followed by hand so each hop passes the host check
                 self._check_host(url)
-                try:
-                    with client.stream("GET", url) as resp:
-                        if resp.is_redirect:
-                            url = str(resp.url.join(resp.headers["location"]))
-                            continue
-                        if resp.status_code != 200:
-                            raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} answered {resp.status_code}")
-                        _check_content_type(kind, resp.headers.get("content-type"), "served")
-                        declared = int(resp.headers.get("content-length", "0") or 0)
-                        if declared > limit:
-                            raise _too_large(kind, declared, limit)
-                        body = bytearray()
-                        for chunk in resp.iter_bytes():
-                            body += chunk
-                            if len(body) > limit:
-                                raise _too_large(kind, len(body), limit)
-                        return bytes(body)
-                except httpx.HTTPError as exc:
-                    raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} failed: {exc}") from exc
+                with client.stream("GET", url, headers=_range(0, block) if ranged else None) as resp:
+                    if resp.is_redirect:
+                        url = str(resp.url.join(resp.headers["location"]))
+                        continue
+                    if resp.status_code == 416 and ranged:  # not even one byte: an empty file
+                        return b""
+                    if resp.status_code not in ((200, 206) if ranged else (200,)):
+                        raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} answered {resp.status_code}")
+                    _check_content_type(kind, resp.headers.get("content-type"), "served")
+                    if resp.status_code == 200:
+                        return _body(resp, kind, limit)
+                    start, _, size = _content_range(resp)
+                    first = _body(resp, kind, min(limit, block))
+                    if start == 0 and len(first) == size:
+                        return first
+                    if start != 0 or len(first) != block:
+                        raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} answered "
+                                         f"{resp.headers['content-range']!r} to bytes 0-{block - 1}")
+                    reader = _HttpReader(kind, limit, block, client, url, size, first, self._check_host)
+                    client = None  # the reader's now
+                    return reader  # type: ignore[return-value]
+        except httpx.HTTPError as exc:
+            raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} failed: {exc}") from exc
+        finally:
+            if client is not None:
+                client.close()
         raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri}: too many redirects")
 
 

@@ -228,8 +228,16 @@ class Settings(BaseSettings):
     )
     media_timeout_s: float = Field(default=10.0, gt=0, description="FUSIONREC_MEDIA_TIMEOUT_S per media fetch.")
     max_image_bytes: int = Field(default=10 * 2**20, ge=1, description="FUSIONREC_MAX_IMAGE_BYTES per image.")
-    max_audio_bytes: int = Field(default=50 * 2**20, ge=1, description="FUSIONREC_MAX_AUDIO_BYTES per clip.")
-    max_video_bytes: int = Field(default=200 * 2**20, ge=1, description="FUSIONREC_MAX_VIDEO_BYTES per video.")
+    max_audio_bytes: int = Field(
+        default=50 * 2**20, ge=1,
+        description="FUSIONREC_MAX_AUDIO_BYTES read per clip: all of it, or where it can be read in parts (a file:// "
+        "path, a server that serves byte ranges) what is heard of it, so a longer file is fine.",
+    )
+    max_video_bytes: int = Field(
+        default=200 * 2**20, ge=1,
+        description="FUSIONREC_MAX_VIDEO_BYTES read per video: all of it, or where it can be read in parts (a file:// "
+        "path, a server that serves byte ranges) what is sampled of it, so a longer film is fine.",
+    )
     media_fetch_threads: int = Field(default=8, ge=1, description="FUSIONREC_MEDIA_FETCH_THREADS per encoder worker.")
     pending_retry_s: float = Field(
         default=2.0, gt=0,

@@ -82,6 +82,25 @@ def test_size_limits_per_modality(tmp_path, media_dir):
     assert f.fetch(K.AUDIO, MediaRef(data=b"12345")) == b"12345"
 
 
+def test_audio_and_video_files_are_read_in_place_in_parts_within_the_limit(tmp_path, media_dir):
+    data = bytes(range(256)) * 1000
+    (media_dir / "v.bin").write_bytes(data)
+    f = fetcher(tmp_path, max_bytes={K.IMAGE: 10, K.AUDIO: 10, K.VIDEO: 100_000})  # three 32 KiB blocks
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri=f"file://{media_dir}/v.bin"))) is ErrorCode.MEDIA_TOO_LARGE
+    with f.fetch(K.VIDEO, MediaRef(uri=f"file://{media_dir}/v.bin")) as reader:
+        assert reader.seek(0, io.SEEK_END) == len(data)
+        reader.seek(40_000)
+        assert reader.read(50_000) == data[40_000:90_000]  # blocks 1 and 2
+        reader.seek(-56_000, io.SEEK_END)
+        assert reader.read(10) == data[200_000:200_010]  # block 6
+        reader.seek(45_000)
+        assert reader.read(100) == data[45_000:45_100] and reader.fetched == 3 * 32_768  # read again, not fetched
+        reader.seek(0)
+        assert reader.read(10) == b"" and reader.error.code is ErrorCode.MEDIA_TOO_LARGE  # block 0 is one too many
+        reader.seek(45_000)
+        assert reader.read(100) == b""  # it stays ended: a decoder must not make do with what follows
+
+
 def test_content_type_must_match_the_modality(tmp_path):
     f = fetcher(tmp_path)
     assert f.fetch(K.IMAGE, MediaRef(data=b"x", content_type="image/png; q=1")) == b"x"

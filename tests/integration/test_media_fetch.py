@@ -1,0 +1,148 @@
+"""Long audio and video read in parts where they are: a ``file://`` clip in place, an ``http(s)://``
+one by byte ranges from a real HTTP server on a loopback port; what is decoded is what decoding the
+whole file gives, from part of it, and the byte limit bounds what is read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusionrec.encoders.media import decode_media
+from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef
+from fusionrec.streams.media import MediaPolicy, PartReader, PolicyMediaFetcher
+from tests.http_server import MediaServer
+from tests.media import audio_file, long_video, png
+
+pytestmark = pytest.mark.integration
+
+K = MediaKind
+# Blocks as small as a file in place is read in: the test film is small (its frames are 32 x 32), and the
+# default 256 KiB blocks would cover most of it.
+BLOCK = 32 * 1024
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MediaServer]:
+    with MediaServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def served(server: MediaServer) -> MediaServer:
+    server.reset()
+    return server
+
+
+def tones(seconds: int, rate: int = 16_000) -> np.ndarray:
+    """A tone that rises every 10 s: each window of sound heard says where it came from."""
+    t = np.arange(seconds * rate) / rate
+    return (0.3 * np.sin(2 * np.pi * (200 + 10 * (t // 10)) * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def film(server: MediaServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path]:
+    """Ten minutes of video with sound, on disk and served as /film.mp4."""
+    data = long_video("mp4", "libx264", "aac", 600, tones(600))
+    path = tmp_path_factory.mktemp("media") / "film.mp4"
+    path.write_bytes(data)
+    server.files["/film.mp4"] = data
+    return data, path
+
+
+def fetcher(root: Path, **limits: int) -> PolicyMediaFetcher:
+    max_bytes = {K.IMAGE: 10 * 2**20, K.AUDIO: 50 * 2**20, K.VIDEO: 200 * 2**20, **{K(k): v for k, v in limits.items()}}
+    return PolicyMediaFetcher(MediaPolicy(media_root=root, allow_private_hosts=True, max_bytes=max_bytes,
+                                          block_bytes=BLOCK))
+
+
+def decoded(f: PolicyMediaFetcher, kind: MediaKind, uri: str) -> tuple[object, PartReader | bytes]:
+    source = f.fetch(kind, MediaRef(uri=uri))
+    try:
+        return decode_media(kind, source), source
+    finally:
+        if isinstance(source, PartReader):
+            source.close()
+
+
+def same_video(a: object, b: object) -> bool:
+    return (len(a.frames) == len(b.frames) and all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames))  # type: ignore[attr-defined]
+            and np.array_equal(a.audio.samples, b.audio.samples))  # type: ignore[attr-defined]
+
+
+def test_a_film_is_sampled_from_part_of_it_in_place_and_over_http(film, served):
+    data, path = film
+    whole = decode_media(K.VIDEO, data)
+    f = fetcher(path.parent)
+    in_place, reader = decoded(f, K.VIDEO, f"file://{path}")
+    assert isinstance(reader, PartReader) and same_video(in_place, whole)
+    assert reader.fetched < len(data) / 3
+    over_http, reader = decoded(f, K.VIDEO, served.url("/film.mp4"))
+    assert isinstance(reader, PartReader) and same_video(over_http, whole)
+    assert served.sent == reader.fetched < len(data) / 3
+    assert len(served.requests) > 2 and all(r["accept-encoding"] == "identity" for r in served.requests)
+
+
+def test_a_film_over_the_byte_limit_is_sampled_where_it_can_be_read_in_parts(film, served):
+    data, path = film
+    whole = decode_media(K.VIDEO, data)
+    f = fetcher(path.parent, video=len(data) // 2)
+    assert same_video(decoded(f, K.VIDEO, f"file://{path}")[0], whole)
+    assert same_video(decoded(f, K.VIDEO, served.url("/film.mp4"))[0], whole)
+    served.ranges = False  # then it is downloaded whole, and refused once past the limit
+    with pytest.raises(EventError) as refused:
+        decoded(f, K.VIDEO, served.url("/film.mp4"))
+    assert refused.value.code is ErrorCode.MEDIA_TOO_LARGE
+
+
+def test_a_video_read_through_is_refused_once_it_reads_past_the_limit(tmp_path):
+    data = long_video("mp4", "libx264", "aac", 45, tones(45))  # up to 60 s: read through
+    (tmp_path / "clip.mp4").write_bytes(data)
+    f = fetcher(tmp_path, video=len(data) // 2)
+    with pytest.raises(EventError) as refused:
+        decoded(f, K.VIDEO, f"file://{tmp_path}/clip.mp4")
+    assert refused.value.code is ErrorCode.MEDIA_TOO_LARGE  # not media_undecodable: the reason is the limit
+    assert "bytes read" in refused.value.reason
+
+
+def test_a_server_that_ignores_ranges_is_read_whole(film, served):
+    data, path = film
+    served.ranges = False
+    video, source = decoded(fetcher(path.parent), K.VIDEO, served.url("/film.mp4"))
+    assert isinstance(source, bytes) and same_video(video, decode_media(K.VIDEO, data))
+    assert len(served.requests) == 1 and served.sent == len(data)
+
+
+def test_ranges_follow_a_redirect_and_pictures_are_fetched_whole(film, served, tmp_path):
+    data, _ = film
+    served.redirects["/old/film.mp4"] = "/film.mp4"
+    video, _ = decoded(fetcher(tmp_path), K.VIDEO, served.url("/old/film.mp4"))
+    assert same_video(video, decode_media(K.VIDEO, data))
+    assert [r.get("range") for r in served.requests[:2]] == [f"bytes=0-{BLOCK - 1}"] * 2  # the hop, the file
+    served.reset()
+    served.files["/a.png"] = png()
+    assert fetcher(tmp_path).fetch(K.IMAGE, MediaRef(uri=served.url("/a.png"))) == png()
+    assert "range" not in served.requests[0]
+
+
+def test_a_long_clip_is_heard_in_windows_from_part_of_it(served, tmp_path):
+    data = audio_file(tones(240), 16_000, "wav")  # four minutes: three windows of 10 s
+    served.files["/talk.wav"] = data
+    clip, reader = decoded(fetcher(tmp_path), K.AUDIO, served.url("/talk.wav"))
+    np.testing.assert_array_equal(clip.samples, decode_media(K.AUDIO, data).samples)  # type: ignore[attr-defined]
+    assert isinstance(reader, PartReader) and served.sent == reader.fetched < len(data) / 4
+
+
+@pytest.mark.parametrize(("kind", "path", "make"), [
+    (K.VIDEO, "/film.mp4", None),  # FFmpeg reads it
+    (K.AUDIO, "/talk.wav", lambda: audio_file(tones(240), 16_000, "wav")),  # libsndfile reads it, through cffi
+])
+def test_a_failure_part_way_is_the_items_reason(film, served, tmp_path, kind, path, make):
+    if make is not None:
+        served.files[path] = make()
+    served.fail_from = 3  # the first block and one more, then the server fails
+    with pytest.raises(EventError) as failed:
+        decoded(fetcher(tmp_path), kind, served.url(path))
+    assert failed.value.code is ErrorCode.MEDIA_FETCH_FAILED and "answered 500" in failed.value.reason
