@@ -72,7 +72,7 @@ class PartReader(io.RawIOBase):
         self.fetched = 0  # bytes fetched so far; each block once
         self.error: EventError | None = None
         self._pos = 0
-        self._fetched: set[int] = set()  # blocks
+        self._have: set[int] = set()  # blocks fetched
 
     def _fetch(self, start: int, length: int) -> None:
         """Fetches bytes ``start`` to ``start + length`` (whole blocks)."""
@@ -108,7 +108,7 @@ class PartReader(io.RawIOBase):
             return b""
         blocks = range(pos // self.block, (pos + n - 1) // self.block + 1)
         try:
-            if not self._fetched.issuperset(blocks):
+            if not self._have.issuperset(blocks):
                 self._load(blocks)
             data = self._part(pos, n)
         except EventError as exc:
@@ -124,7 +124,7 @@ class PartReader(io.RawIOBase):
 
     def _load(self, blocks: range) -> None:
         """Fetches the blocks not fetched yet, each run of adjacent ones in one part."""
-        missing = [b for b in blocks if b not in self._fetched]
+        missing = [b for b in blocks if b not in self._have]
         while missing:
             run = 1
             while run < len(missing) and missing[run] == missing[0] + run:
@@ -132,10 +132,10 @@ class PartReader(io.RawIOBase):
             start, stop = missing[0] * self.block, min((missing[0] + run) * self.block, self.size)
             if self.fetched + stop - start > self.limit:
                 raise EventError(ErrorCode.MEDIA_TOO_LARGE,
-                                 f"{self.kind} needs more than {self.limit} bytes read; limit {self.limit}")
+                                 f"{self.kind} needs more than {self.limit} of its {self.size} bytes read; limit {self.limit}")
             self._fetch(start, stop - start)
             self.fetched += stop - start
-            self._fetched.update(missing[:run])
+            self._have.update(missing[:run])
             missing = missing[run:]
 
 
@@ -207,7 +207,7 @@ class _HttpReader(PartReader):
         super().__init__(kind, size, limit, block)
         self._client, self._url, self._check = client, url, check
         self._blocks = {0: first}
-        self._fetched.add(0)
+        self._have.add(0)
         self.fetched = len(first)
 
     def _part(self, start: int, length: int) -> bytes:
