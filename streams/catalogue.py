@@ -32,12 +32,12 @@ class EncodedCatalogue:
 def encode_catalogue(settings: Settings, items: Sequence[Item], encoders: Mapping[str, Encoder] | None = None,
                      *, desc: str = "encode items") -> EncodedCatalogue:
     encoders = encoders if encoders is not None else settings.load_encoders()
-    processor = ItemEncoder(encoders, EarlyFusion(make_blocks(encoders, settings.fusion_weights)), MemoryVectorIndex(),
-                            PolicyMediaFetcher(settings.media_policy()), max_event_bytes=settings.max_event_bytes,
-                            limits=settings.media_limits(), threads=settings.media_fetch_threads)
     parts: dict[str, dict[str, np.ndarray]] = {}
     refused: dict[str, EventError] = {}
-    with tqdm(total=len(items), desc=desc, unit="item") as bar:
+    with PolicyMediaFetcher(settings.media_policy()) as fetcher, tqdm(total=len(items), desc=desc, unit="item") as bar:
+        processor = ItemEncoder(encoders, EarlyFusion(make_blocks(encoders, settings.fusion_weights)), MemoryVectorIndex(),
+                                fetcher, max_event_bytes=settings.max_event_bytes, limits=settings.media_limits(),
+                                threads=settings.media_fetch_threads)
         for group in batches(list(items), settings.encode_batch_size):
             prepared, failed = processor.prepare(group)
             vectors, encode_failed = processor.vectors(prepared)

@@ -350,7 +350,8 @@ def replay_reencode() -> None:
 
     settings = Settings()
     _setup_logging(settings)
-    r = reencode(settings, encoders=settings.load_encoders(), fetcher=PolicyMediaFetcher(settings.media_policy()))
+    with PolicyMediaFetcher(settings.media_policy()) as fetcher:
+        r = reencode(settings, encoders=settings.load_encoders(), fetcher=fetcher)
     console.print(f"re-encoded {r.records} item records: {r.stored} stored, {r.failed} refused, "
                   f"{r.caught_up} caught up after the switch; {settings.collection} now serves {r.current} "
                   f"(was {r.previous}, kept)")

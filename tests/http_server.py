@@ -1,5 +1,6 @@
 """An HTTP server for media on a loopback port, as a CDN serves it: byte ranges (unless switched off),
-keep-alive, redirects; it keeps every request's headers and counts the bytes it sent."""
+keep-alive, redirects; it keeps every request's headers and counts the bytes it sent and the
+connections it was sent on."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class MediaServer(ThreadingHTTPServer):
         self.fail_from: int | None = None
         self.requests: list[dict[str, str]] = []
         self.sent = 0
+        self.connections = 0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
@@ -51,6 +53,13 @@ class MediaServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: MediaServer
     protocol_version = "HTTP/1.1"  # keep-alive, as servers that serve media do
+    # headers and body go in two writes: with Nagle's algorithm on, the body of every answer after a
+    # connection's first waits out the client's delayed ACK (40 ms)
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
 
     def do_GET(self) -> None:
         srv = self.server

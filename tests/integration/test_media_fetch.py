@@ -4,7 +4,7 @@ whole file gives, from part of it, and the byte limit bounds what is read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +52,20 @@ def film(server: MediaServer, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return data, path
 
 
-def fetcher(root: Path, **limits: int) -> PolicyMediaFetcher:
-    max_bytes = {K.IMAGE: 10 * 2**20, K.AUDIO: 50 * 2**20, K.VIDEO: 200 * 2**20, **{K(k): v for k, v in limits.items()}}
-    return PolicyMediaFetcher(MediaPolicy(media_root=root, allow_private_hosts=True, max_bytes=max_bytes,
-                                          block_bytes=BLOCK))
+@pytest.fixture
+def fetcher() -> Iterator[Callable[..., PolicyMediaFetcher]]:
+    """Makes fetchers (``root``, byte limits by modality name), closed after the test."""
+    made: list[PolicyMediaFetcher] = []
+
+    def make(root: Path, **limits: int) -> PolicyMediaFetcher:
+        max_bytes = {K.IMAGE: 10 * 2**20, K.AUDIO: 50 * 2**20, K.VIDEO: 200 * 2**20, **{K(k): v for k, v in limits.items()}}
+        made.append(PolicyMediaFetcher(MediaPolicy(media_root=root, allow_private_hosts=True, max_bytes=max_bytes,
+                                                   block_bytes=BLOCK)))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
 
 
 def decoded(f: PolicyMediaFetcher, kind: MediaKind, uri: str) -> tuple[object, PartReader | bytes]:
@@ -72,7 +82,7 @@ def same_video(a: object, b: object) -> bool:
             and np.array_equal(a.audio.samples, b.audio.samples))  # type: ignore[attr-defined]
 
 
-def test_a_film_is_sampled_from_part_of_it_in_place_and_over_http(film, served):
+def test_a_film_is_sampled_from_part_of_it_in_place_and_over_http(film, served, fetcher):
     data, path = film
     whole = decode_media(K.VIDEO, data)
     f = fetcher(path.parent)
@@ -85,7 +95,7 @@ def test_a_film_is_sampled_from_part_of_it_in_place_and_over_http(film, served):
     assert len(served.requests) > 2 and all(r["accept-encoding"] == "identity" for r in served.requests)
 
 
-def test_a_film_over_the_byte_limit_is_sampled_where_it_can_be_read_in_parts(film, served):
+def test_a_film_over_the_byte_limit_is_sampled_where_it_can_be_read_in_parts(film, served, fetcher):
     data, path = film
     whole = decode_media(K.VIDEO, data)
     f = fetcher(path.parent, video=len(data) // 2)
@@ -97,7 +107,7 @@ def test_a_film_over_the_byte_limit_is_sampled_where_it_can_be_read_in_parts(fil
     assert refused.value.code is ErrorCode.MEDIA_TOO_LARGE
 
 
-def test_a_video_read_through_is_refused_once_it_reads_past_the_limit(tmp_path):
+def test_a_video_read_through_is_refused_once_it_reads_past_the_limit(tmp_path, fetcher):
     data = long_video("mp4", "libx264", "aac", 45, tones(45))  # up to 60 s: read through
     (tmp_path / "clip.mp4").write_bytes(data)
     f = fetcher(tmp_path, video=len(data) // 2)
@@ -107,7 +117,7 @@ def test_a_video_read_through_is_refused_once_it_reads_past_the_limit(tmp_path):
     assert "bytes read" in refused.value.reason
 
 
-def test_a_server_that_ignores_ranges_is_read_whole(film, served):
+def test_a_server_that_ignores_ranges_is_read_whole(film, served, fetcher):
     data, path = film
     served.ranges = False
     video, source = decoded(fetcher(path.parent), K.VIDEO, served.url("/film.mp4"))
@@ -115,7 +125,7 @@ def test_a_server_that_ignores_ranges_is_read_whole(film, served):
     assert len(served.requests) == 1 and served.sent == len(data)
 
 
-def test_ranges_follow_a_redirect_and_pictures_are_fetched_whole(film, served, tmp_path):
+def test_ranges_follow_a_redirect_and_pictures_are_fetched_whole(film, served, tmp_path, fetcher):
     data, _ = film
     served.redirects["/old/film.mp4"] = "/film.mp4"
     video, _ = decoded(fetcher(tmp_path), K.VIDEO, served.url("/old/film.mp4"))
@@ -123,11 +133,14 @@ def test_ranges_follow_a_redirect_and_pictures_are_fetched_whole(film, served, t
     assert [r.get("range") for r in served.requests[:2]] == [f"bytes=0-{BLOCK - 1}"] * 2  # the hop, the file
     served.reset()
     served.files["/a.png"] = png()
-    assert fetcher(tmp_path).fetch(K.IMAGE, MediaRef(uri=served.url("/a.png"))) == png()
+    f = fetcher(tmp_path)
+    assert f.fetch(K.IMAGE, MediaRef(uri=served.url("/a.png"))) == png()
     assert "range" not in served.requests[0]
+    # the next item's fetch goes on the same connection
+    assert f.fetch(K.IMAGE, MediaRef(uri=served.url("/a.png"))) == png() and served.connections == 1
 
 
-def test_a_long_clip_is_heard_in_windows_from_part_of_it(served, tmp_path):
+def test_a_long_clip_is_heard_in_windows_from_part_of_it(served, tmp_path, fetcher):
     data = audio_file(tones(240), 16_000, "wav")  # four minutes: three windows of 10 s
     served.files["/talk.wav"] = data
     clip, reader = decoded(fetcher(tmp_path), K.AUDIO, served.url("/talk.wav"))
@@ -139,7 +152,7 @@ def test_a_long_clip_is_heard_in_windows_from_part_of_it(served, tmp_path):
     (K.VIDEO, "/film.mp4", None),  # FFmpeg reads it
     (K.AUDIO, "/talk.wav", lambda: audio_file(tones(240), 16_000, "wav")),  # libsndfile reads it, through cffi
 ])
-def test_a_failure_part_way_is_the_items_reason(film, served, tmp_path, kind, path, make):
+def test_a_failure_part_way_is_the_items_reason(film, served, tmp_path, fetcher, kind, path, make):
     if make is not None:
         served.files[path] = make()
     served.fail_from = 3  # the first block and one more, then the server fails
