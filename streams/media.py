@@ -20,7 +20,9 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, Self
@@ -44,6 +46,7 @@ DEFAULT_MAX_BYTES: Mapping[MediaKind, int] = {
 # own reads.
 BLOCK_BYTES = 256 * 1024
 FILE_BLOCK_BYTES = 32 * 1024
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class MediaFetcher(Protocol):
@@ -200,13 +203,13 @@ def _body(response: httpx.Response, kind: MediaKind, limit: int) -> bytes:
 
 
 class _HttpReader(PartReader):
-    """An HTTP resource read by byte ranges, its first block already fetched, through the fetcher's
-    ``client``; ``check`` passes the host again before each part, as it did before the first."""
+    """An HTTP resource read by byte ranges, its first block already fetched; ``get`` sends each
+    request (the fetcher's: through its client, the host checked again, transient failures retried)."""
 
-    def __init__(self, kind: MediaKind, limit: int, block: int, client: httpx.Client, url: str, size: int,
-                 first: bytes, check: Callable[[str], None]) -> None:
+    def __init__(self, kind: MediaKind, limit: int, block: int, url: str, size: int, first: bytes,
+                 get: Callable[[str, Mapping[str, str] | None], httpx.Response]) -> None:
         super().__init__(kind, size, limit, block)
-        self._client, self._url, self._check = client, url, check
+        self._url, self._get = url, get
         self._blocks = {0: first}
         self._have.add(0)
         self.fetched = len(first)
@@ -222,9 +225,8 @@ class _HttpReader(PartReader):
     def _fetch(self, start: int, length: int) -> None:
         import httpx
 
-        self._check(self._url)
         try:
-            with self._client.stream("GET", self._url, headers=_range(start, length)) as resp:
+            with closing(self._get(self._url, _range(start, length))) as resp:
                 if resp.status_code != 206:
                     raise EventError(ErrorCode.MEDIA_FETCH_FAILED,
                                      f"GET {self._url} bytes {start}+{length} answered {resp.status_code}")
@@ -260,6 +262,12 @@ class MediaPolicy:
     timeout_s: float = 10.0
     max_bytes: Mapping[MediaKind, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
     block_bytes: int = BLOCK_BYTES  # what one HTTP range request asks for at least
+    # A request that fails in a way a moment may cure (the connection refused or dropped; 429, 502,
+    # 503, 504) is sent again this many times, after retry_wait_s, doubling: a CDN's brief hiccup
+    # would otherwise dead-letter every item fetched meanwhile. Timeouts are not retried: a host that
+    # does not answer would hold a fetch thread for several timeouts.
+    retries: int = 2
+    retry_wait_s: float = 0.5
 
 
 def _check_content_type(kind: MediaKind, content_type: str | None, where: str) -> None:
@@ -370,6 +378,25 @@ class PolicyMediaFetcher:
         if not addresses or not all(_public(a) for a in addresses):
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"host {host!r} is loopback, private or reserved")
 
+    def _get(self, url: str, headers: Mapping[str, str] | None) -> httpx.Response:
+        """A streamed GET of ``url`` once its host passes the check, retried (``policy.retries``); the
+        caller closes it."""
+        import httpx
+
+        self._check_host(url)
+        client, attempt = self._http_client(), 0
+        while True:
+            try:
+                resp = client.send(client.build_request("GET", url, headers=headers), stream=True)
+                if resp.status_code not in RETRY_STATUSES or attempt == self.policy.retries:
+                    return resp
+                resp.close()
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                if attempt == self.policy.retries:
+                    raise
+            time.sleep(self.policy.retry_wait_s * 2**attempt)
+            attempt += 1
+
     def _http(self, kind: MediaKind, uri: str, limit: int) -> bytes | BinaryIO:
         """GET ``uri``; for a clip or video, of its first block only, and where the server answers with
         that part, a reader that fetches the rest as it is read (a server that ignores ranges sends it
@@ -377,11 +404,10 @@ class PolicyMediaFetcher:
         import httpx
 
         ranged, block = kind is not MediaKind.IMAGE, self.policy.block_bytes
-        client, url = self._http_client(), uri
+        url = uri
         try:
             for _ in range(5):  # redirects are followed by hand so each hop passes the host check
-                self._check_host(url)
-                with client.stream("GET", url, headers=_range(0, block) if ranged else None) as resp:
+                with closing(self._get(url, _range(0, block) if ranged else None)) as resp:
                     if resp.is_redirect:
                         url = str(resp.url.join(resp.headers["location"]))
                         continue
@@ -399,7 +425,7 @@ class PolicyMediaFetcher:
                     if start != 0 or len(first) != block:
                         raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} answered "
                                          f"{resp.headers['content-range']!r} to bytes 0-{block - 1}")
-                    return _HttpReader(kind, limit, block, client, url, size, first, self._check_host)  # type: ignore[return-value]
+                    return _HttpReader(kind, limit, block, url, size, first, self._get)  # type: ignore[return-value]
         except httpx.HTTPError as exc:
             raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} failed: {exc}") from exc
         raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri}: too many redirects")

@@ -227,6 +227,11 @@ class Settings(BaseSettings):
         description="FUSIONREC_MEDIA_ALLOW_PRIVATE_HOSTS: let media URLs reach loopback/private addresses.",
     )
     media_timeout_s: float = Field(default=10.0, gt=0, description="FUSIONREC_MEDIA_TIMEOUT_S per media fetch.")
+    media_retries: int = Field(
+        default=2, ge=0,
+        description="FUSIONREC_MEDIA_RETRIES: times a media request is sent again after a failure a moment may cure "
+        "(connection refused or dropped; 429, 502, 503, 504), waiting 0.5 s, then twice as long each time.",
+    )
     max_image_bytes: int = Field(default=10 * 2**20, ge=1, description="FUSIONREC_MAX_IMAGE_BYTES per image.")
     max_audio_bytes: int = Field(
         default=50 * 2**20, ge=1,
@@ -265,6 +270,7 @@ class Settings(BaseSettings):
             allow_http=self.media_allow_http,
             allow_private_hosts=self.media_allow_private_hosts,
             timeout_s=self.media_timeout_s,
+            retries=self.media_retries,
             max_bytes={
                 MediaKind.IMAGE: self.max_image_bytes,
                 MediaKind.AUDIO: self.max_audio_bytes,

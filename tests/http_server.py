@@ -15,8 +15,9 @@ TYPES = {".mp4": "video/mp4", ".wav": "audio/wav", ".png": "image/png"}
 
 
 class MediaServer(ThreadingHTTPServer):
-    """Serves ``files`` by path; answers 500 from request ``fail_from`` on. A context manager that
-    starts it on a thread and stops it."""
+    """Serves ``files`` by path; answers 503 to the requests numbered in ``busy`` (from 1), hangs up on
+    those in ``dropped`` without an answer, and answers 500 from request ``fail_from`` on. A context
+    manager that starts it on a thread and stops it."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -27,6 +28,8 @@ class MediaServer(ThreadingHTTPServer):
 
     def reset(self) -> None:
         self.ranges = True
+        self.busy: set[int] = set()
+        self.dropped: set[int] = set()
         self.fail_from: int | None = None
         self.requests: list[dict[str, str]] = []
         self.sent = 0
@@ -66,6 +69,12 @@ class _Handler(BaseHTTPRequestHandler):
         srv.requests.append({k.lower(): v for k, v in self.headers.items()})
         if self.path in srv.redirects:
             self._answer(302, b"", {"location": srv.redirects[self.path]})
+            return
+        if len(srv.requests) in srv.dropped:
+            self.close_connection = True
+            return
+        if len(srv.requests) in srv.busy:
+            self._answer(503, b"", {"retry-after": "1"})
             return
         body = srv.files.get(self.path)
         if body is None or (srv.fail_from is not None and len(srv.requests) >= srv.fail_from):

@@ -60,7 +60,7 @@ def fetcher() -> Iterator[Callable[..., PolicyMediaFetcher]]:
     def make(root: Path, **limits: int) -> PolicyMediaFetcher:
         max_bytes = {K.IMAGE: 10 * 2**20, K.AUDIO: 50 * 2**20, K.VIDEO: 200 * 2**20, **{K(k): v for k, v in limits.items()}}
         made.append(PolicyMediaFetcher(MediaPolicy(media_root=root, allow_private_hosts=True, max_bytes=max_bytes,
-                                                   block_bytes=BLOCK)))
+                                                   block_bytes=BLOCK, retry_wait_s=0.01)))
         return made[-1]
 
     yield make
@@ -159,3 +159,21 @@ def test_a_failure_part_way_is_the_items_reason(film, served, tmp_path, fetcher,
     with pytest.raises(EventError) as failed:
         decoded(fetcher(tmp_path), kind, served.url(path))
     assert failed.value.code is ErrorCode.MEDIA_FETCH_FAILED and "answered 500" in failed.value.reason
+
+
+def test_a_busy_or_dropped_request_is_sent_again(film, served, tmp_path, fetcher):
+    data, _ = film
+    f = fetcher(tmp_path)  # two retries
+    served.files["/a.png"] = png()
+    served.busy, served.dropped = {1}, {2}  # 503, then the connection dropped without an answer
+    assert f.fetch(K.IMAGE, MediaRef(uri=served.url("/a.png"))) == png() and len(served.requests) == 3
+    served.reset()
+    served.busy = {3, 4}  # two parts of the film, each answered the next time
+    video, _ = decoded(f, K.VIDEO, served.url("/film.mp4"))
+    assert same_video(video, decode_media(K.VIDEO, data))
+    served.reset()
+    served.busy = {1, 2, 3}  # still busy after two retries: the item's reason says so
+    with pytest.raises(EventError) as failed:
+        f.fetch(K.IMAGE, MediaRef(uri=served.url("/a.png")))
+    assert failed.value.code is ErrorCode.MEDIA_FETCH_FAILED and "answered 503" in failed.value.reason
+    assert len(served.requests) == 3
