@@ -27,7 +27,9 @@ starts in all of them at once and lasts as long as the slowest; raw passes run i
 Media are real encoded files made up front (320 px JPEG photos, 2-4 s FLAC speech, 160 px MPEG-4
 videos at 8 fps with a keyframe every 1.5 s and a stereo 16 kHz AAC track, or with --hd-video 720p
 H.264 at 30 fps with a keyframe every 2 s and a 48 kHz track; 2 s long or --video-seconds), served
-from memory so the network is not measured.
+from memory so the network is not measured; or with --media file written to a temporary folder and
+fetched as `file://` paths by the worker's own fetcher (`PolicyMediaFetcher`), read in place, as a
+worker whose media root is a mounted bucket fetches them.
 Writes a JSON file and a PNG bar chart under --out.
 """
 
@@ -40,6 +42,8 @@ import multiprocessing
 import os
 import platform
 import queue
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,7 +58,7 @@ from fusionrec.encoders.base import batches
 from fusionrec.encoders.media import MediaLimits
 from fusionrec.schemas import Item
 from fusionrec.streams.index import MemoryVectorIndex
-from fusionrec.streams.media import MemoryMediaFetcher
+from fusionrec.streams.media import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 
 HERE = Path(__file__).parent
 WORDS = ("jazz trumpet piano night city rain coffee story space rocket garden bread river mountain summer "
@@ -81,6 +85,8 @@ def make_video(picture: Any, voice: np.ndarray, seconds: int, hd: bool = False, 
     step = 2 if hd else 1
     base = np.asarray(picture.resize((width + frames * step, height)))
     buf = io.BytesIO()
+    voice = soxr.resample(voice, 16000, rate) if rate != 16000 else voice
+    track = np.tile(voice, -(-seconds * rate // len(voice)))[: seconds * rate].astype(np.float32)[None, :]
     with av.open(buf, "w", format="mp4") as container:
         if hd:
             stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(keyframe_s * fps),
@@ -89,21 +95,29 @@ def make_video(picture: Any, voice: np.ndarray, seconds: int, hd: bool = False, 
             stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         sound = container.add_stream("aac", rate=rate)
+        sent = 0  # samples of the track muxed so far
+
+        def sound_until(t: float) -> None:
+            nonlocal sent
+            while sent < track.shape[1] and sent / rate <= t:
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(track[:, sent : sent + 1024]), format="fltp",
+                                                layout="mono")
+                af.sample_rate = rate
+                for packet in sound.encode(af):
+                    container.mux(packet)
+                sent += 1024
+
         for i in range(frames):
+            # the sound up to each frame's time first: muxed in time order, the two are interleaved as
+            # a phone's or FFmpeg's files are (all the picture first would leave the sound at the end)
+            sound_until(i / fps)
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, i * step : i * step + width]),
                                                format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
+        sound_until(seconds)
         for packet in stream.encode():
             container.mux(packet)
-        voice = soxr.resample(voice, 16000, rate) if rate != 16000 else voice
-        track = np.tile(voice, -(-seconds * rate // len(voice)))[: seconds * rate].astype(np.float32)[None, :]
-        for start in range(0, track.shape[1], 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(track[:, start : start + 1024]), format="fltp",
-                                            layout="mono")
-            af.sample_rate = rate
-            for packet in sound.encode(af):
-                container.mux(packet)
         for packet in sound.encode():
             container.mux(packet)
     return buf.getvalue()
@@ -134,13 +148,22 @@ def make_media(n: int, seed: int = 0, video_s: int = 2, hd_video: bool = False) 
     return {"image": images, "audio": clips, "video": videos}
 
 
-def make_items(n: int, modalities: Sequence[str], media: dict[str, list[bytes]], seed: int = 0) -> list[Item]:
+SUFFIXES = {"image": ".jpg", "audio": ".flac", "video": ".mp4"}
+
+
+def media_uri(root: Path | None, modality: str, k: int) -> str:
+    """Where the worker finds the ``k``-th file of ``modality``: in memory, or under ``root``."""
+    return f"mem://{modality}/{k}" if root is None else (root / f"{modality}-{k}{SUFFIXES[modality]}").as_uri()
+
+
+def make_items(n: int, modalities: Sequence[str], media: dict[str, list[bytes]], seed: int = 0,
+               root: Path | None = None) -> list[Item]:
     rng = np.random.default_rng(seed)
     items = []
     for k in range(n):
         title = " ".join(rng.choice(WORDS, 6))
         # media files repeat every len(media[...]) items: decoding them costs the same each time
-        refs = {m: {"uri": f"mem://{m}/{k % len(media[m])}"} for m in ("image", "audio", "video") if m in modalities}
+        refs = {m: {"uri": media_uri(root, m, k % len(media[m]))} for m in ("image", "audio", "video") if m in modalities}
         items.append(Item(id=f"i{k}", title=title if "text" in modalities else "",
                           description=" ".join(rng.choice(WORDS, 20)) if "text" in modalities else "",
                           media=refs))
@@ -189,7 +212,10 @@ def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int =
     device = next(iter(encoders.values())).device
     fusion = make_fusion("early", encoders)
     limits = MediaLimits(video_frames=args.video_frames)
-    files = {f"mem://{m}/{k}": blob for m, blobs in media.items() for k, blob in enumerate(blobs)}
+    root = args.media_root
+    fetcher: MediaFetcher = (MemoryMediaFetcher({media_uri(None, m, k): blob for m, blobs in media.items()
+                                                 for k, blob in enumerate(blobs)})
+                             if root is None else PolicyMediaFetcher(MediaPolicy(media_root=root)))
     cases = ([] if args.full_only else [[m] for m in modalities]) + [modalities]
     processor_inputs: list[dict[str, Any]] = []
     rows = []
@@ -201,9 +227,9 @@ def measure(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int =
 
     for case in cases:
         name = "+".join(case) if len(case) > 1 else case[0]
-        items = make_items(args.items, case, media)[rank::workers]
+        items = make_items(args.items, case, media, root=root)[rank::workers]
         raw_events = [(it.to_bytes(), it.id.encode()) for it in items]
-        processor = ItemEncoder(encoders, fusion, MemoryVectorIndex(), MemoryMediaFetcher(files),
+        processor = ItemEncoder(encoders, fusion, MemoryVectorIndex(), fetcher,
                                 max_event_bytes=2**20, limits=limits, threads=args.threads)
         groups = batches(raw_events, args.batch)
         # the same inputs, decoded and prepared up front, for the model calls alone
@@ -293,6 +319,19 @@ def _worker(args: argparse.Namespace, media: dict[str, list[bytes]], rank: int, 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"making {args.distinct_media} distinct images, clips and videos ...", flush=True)
     media = make_media(args.distinct_media, video_s=args.video_seconds, hd_video=args.hd_video)
+    args.media_root = Path(tempfile.mkdtemp(prefix="fusionrec-bench-")) if args.media == "file" else None
+    try:
+        if args.media_root is not None:
+            for m, blobs in media.items():
+                for k, blob in enumerate(blobs):
+                    Path(media_uri(args.media_root, m, k).removeprefix("file://")).write_bytes(blob)
+        return measure_all(args, media)
+    finally:
+        if args.media_root is not None:
+            shutil.rmtree(args.media_root)
+
+
+def measure_all(args: argparse.Namespace, media: dict[str, list[bytes]]) -> dict[str, Any]:
     if args.workers == 1:
         shares = [measure(args, media)]
     else:
@@ -329,7 +368,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first = shares[0]
     return {"device": first["device"], "precision": first["precision"], "fp16_vs_fp32_min_cosine": first["agreement"],
             "batch": args.batch, "workers": args.workers, "threads": args.threads, "video_frames": args.video_frames,
-            "video_seconds": args.video_seconds, "hd_video": args.hd_video,
+            "video_seconds": args.video_seconds, "hd_video": args.hd_video, "media": args.media,
             "compiled": args.compile and first["precision"] == "fp16",
             "versions": first["versions"], "results": rows}
 
@@ -398,6 +437,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timed passes of each (the best counts)")
     ap.add_argument("--distinct-media", type=int, default=64, help="media files made (items cycle through them)")
     ap.add_argument("--modalities", default="text,image,audio,video")
+    ap.add_argument("--media", choices=["memory", "file"], default="memory",
+                    help="served from memory, or file:// paths read in place by the worker's own fetcher")
     ap.add_argument("--full-only", action="store_true", help="only the item with every modality, not each alone")
     ap.add_argument("--decoding-only", action="store_true",
                     help="only the media decoding passes: the CPU an item costs beside the models")

@@ -6,8 +6,8 @@ unless explicitly allowed, no loopback, private, link-local or reserved addresse
 resolved address before connecting, and again on redirects). ``MemoryMediaFetcher`` is its twin.
 Every refusal is an :class:`EventError` with the dead-letter code that says why.
 
-Audio and video are not downloaded whole where they can be read in parts: a ``file://`` clip is read
-in place, and an ``http(s)://`` one by byte ranges when its server serves them. The decoders seek to
+Audio and video larger than a megabyte are not downloaded whole where they can be read in parts: a ``file://`` clip is read in place, and an ``http(s)://`` one by byte ranges when its server
+serves them. The decoders seek to
 what they sample, so a film is sampled from a few megabytes of it, and the byte limit bounds what is
 read rather than how large the file is.
 """
@@ -262,6 +262,10 @@ class MediaPolicy:
     timeout_s: float = 10.0
     max_bytes: Mapping[MediaKind, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BYTES))
     block_bytes: int = BLOCK_BYTES  # what one HTTP range request asks for at least
+    # A clip or video up to this size is read whole, in one go (over HTTP in two requests at most):
+    # read in parts, a few seconds of FLAC cost libsndfile's calls back into Python a quarter more CPU,
+    # and a file this small has little to save by being sampled.
+    whole_bytes: int = 2**20
     # A request that fails in a way a moment may cure (the connection refused or dropped; 429, 502,
     # 503, 504) is sent again this many times, after retry_wait_s, doubling: a CDN's brief hiccup
     # would otherwise dead-letter every item fetched meanwhile. Timeouts are not retried: a host that
@@ -322,8 +326,9 @@ class PolicyMediaFetcher:
         self.close()
 
     def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes | BinaryIO:
-        """Inline data and pictures as bytes; a clip or video at a URI as a file read in parts where it
-        can be (:class:`PartReader`), ``max_bytes`` bounding what is read of it."""
+        """Inline data and pictures as bytes; a clip or video at a URI larger than ``policy.whole_bytes``
+        as a file read in parts where it can be (:class:`PartReader`), ``max_bytes`` bounding what is
+        read of it."""
         limit = self.policy.max_bytes[kind]
         _check_content_type(kind, ref.content_type, "declared")
         if ref.data is not None:
@@ -351,9 +356,9 @@ class PolicyMediaFetcher:
         if not resolved.is_relative_to(root):
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"{uri!r} is outside the media root")
         try:
-            if kind is not MediaKind.IMAGE:
-                return _FileReader(kind, resolved, limit)  # type: ignore[return-value]
             size = resolved.stat().st_size
+            if kind is not MediaKind.IMAGE and size > self.policy.whole_bytes:
+                return _FileReader(kind, resolved, limit)  # type: ignore[return-value]
             if size > limit:
                 raise _too_large(kind, size, limit)
             return resolved.read_bytes()
@@ -399,8 +404,9 @@ class PolicyMediaFetcher:
 
     def _http(self, kind: MediaKind, uri: str, limit: int) -> bytes | BinaryIO:
         """GET ``uri``; for a clip or video, of its first block only, and where the server answers with
-        that part, a reader that fetches the rest as it is read (a server that ignores ranges sends it
-        all, read as before)."""
+        that part and the file is larger than ``policy.whole_bytes``, a reader that fetches the rest as
+        it is read (a smaller one is fetched whole with one more request; a server that ignores ranges
+        sends it all, read as before)."""
         import httpx
 
         ranged, block = kind is not MediaKind.IMAGE, self.policy.block_bytes
@@ -425,7 +431,13 @@ class PolicyMediaFetcher:
                     if start != 0 or len(first) != block:
                         raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} answered "
                                          f"{resp.headers['content-range']!r} to bytes 0-{block - 1}")
-                    return _HttpReader(kind, limit, block, url, size, first, self._get)  # type: ignore[return-value]
+                reader = _HttpReader(kind, limit, block, url, size, first, self._get)
+                if size > self.policy.whole_bytes:
+                    return reader  # type: ignore[return-value]
+                whole = reader.read()  # the rest in one more request
+                if reader.error is not None:
+                    raise reader.error
+                return whole
         except httpx.HTTPError as exc:
             raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri} failed: {exc}") from exc
         raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"GET {uri}: too many redirects")

@@ -19,8 +19,8 @@ from tests.media import audio_file, long_video, png
 pytestmark = pytest.mark.integration
 
 K = MediaKind
-# Blocks as small as a file in place is read in: the test film is small (its frames are 32 x 32), and the
-# default 256 KiB blocks would cover most of it.
+# Blocks as small as a file in place is read in, and every file read in parts however small: the test film
+# is small (its frames are 32 x 32), and the default 256 KiB blocks would cover most of it.
 BLOCK = 32 * 1024
 
 
@@ -57,10 +57,10 @@ def fetcher() -> Iterator[Callable[..., PolicyMediaFetcher]]:
     """Makes fetchers (``root``, byte limits by modality name), closed after the test."""
     made: list[PolicyMediaFetcher] = []
 
-    def make(root: Path, **limits: int) -> PolicyMediaFetcher:
+    def make(root: Path, whole_bytes: int = 0, **limits: int) -> PolicyMediaFetcher:
         max_bytes = {K.IMAGE: 10 * 2**20, K.AUDIO: 50 * 2**20, K.VIDEO: 200 * 2**20, **{K(k): v for k, v in limits.items()}}
         made.append(PolicyMediaFetcher(MediaPolicy(media_root=root, allow_private_hosts=True, max_bytes=max_bytes,
-                                                   block_bytes=BLOCK, retry_wait_s=0.01)))
+                                                   block_bytes=BLOCK, whole_bytes=whole_bytes, retry_wait_s=0.01)))
         return made[-1]
 
     yield make
@@ -177,3 +177,17 @@ def test_a_busy_or_dropped_request_is_sent_again(film, served, tmp_path, fetcher
         f.fetch(K.IMAGE, MediaRef(uri=served.url("/a.png")))
     assert failed.value.code is ErrorCode.MEDIA_FETCH_FAILED and "answered 503" in failed.value.reason
     assert len(served.requests) == 3
+
+
+def test_a_small_clip_or_video_is_fetched_whole(film, served, fetcher):
+    data, path = film
+    f = fetcher(path.parent, whole_bytes=len(data))  # read in parts, it would go through Python a read at a time
+    assert f.fetch(K.VIDEO, MediaRef(uri=f"file://{path}")) == data
+    assert f.fetch(K.VIDEO, MediaRef(uri=served.url("/film.mp4"))) == data
+    assert [r["range"] for r in served.requests] == [f"bytes=0-{BLOCK - 1}", f"bytes={BLOCK}-{len(data) - 1}"]
+    served.reset()
+    g = fetcher(path.parent, whole_bytes=len(data), video=len(data) - 1)  # whole, but over the limit
+    for uri in (f"file://{path}", served.url("/film.mp4")):
+        with pytest.raises(EventError) as refused:
+            g.fetch(K.VIDEO, MediaRef(uri=uri))
+        assert refused.value.code is ErrorCode.MEDIA_TOO_LARGE

@@ -85,7 +85,8 @@ def test_size_limits_per_modality(tmp_path, media_dir):
 def test_audio_and_video_files_are_read_in_place_in_parts_within_the_limit(tmp_path, media_dir):
     data = bytes(range(256)) * 1000
     (media_dir / "v.bin").write_bytes(data)
-    f = fetcher(tmp_path, max_bytes={K.IMAGE: 10, K.AUDIO: 10, K.VIDEO: 100_000})  # three 32 KiB blocks
+    # three 32 KiB blocks, and every clip or video read in parts (not whole, as one of a few MB is)
+    f = fetcher(tmp_path, max_bytes={K.IMAGE: 10, K.AUDIO: 10, K.VIDEO: 100_000}, whole_bytes=0)
     assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri=f"file://{media_dir}/v.bin"))) is ErrorCode.MEDIA_TOO_LARGE
     with f.fetch(K.VIDEO, MediaRef(uri=f"file://{media_dir}/v.bin")) as reader:
         assert reader.seek(0, io.SEEK_END) == len(data)
