@@ -42,8 +42,8 @@ DEFAULT_MAX_BYTES: Mapping[MediaKind, int] = {
 
 # Parts of a file served over HTTP are fetched in blocks of this size by default (a read spanning
 # several missing ones fetches them in one request): a 2 s GOP of 720p video is a block or two, where
-# a request per 32 KB FFmpeg reads would cost a round trip each. A file in place is read in FFmpeg's
-# own reads.
+# a request per 32 KB FFmpeg reads would cost a round trip each. A file in place is read as asked;
+# its blocks, of FFmpeg's read size, only count what is read against the limit.
 BLOCK_BYTES = 256 * 1024
 FILE_BLOCK_BYTES = 32 * 1024
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
