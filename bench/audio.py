@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))  # the tests' media writers
 from fusionrec.encoders.audio import LibrosaAudioEncoder
 from fusionrec.encoders.media import MediaLimits, decode_audio, decode_media
 from fusionrec.schemas import MediaKind, MediaRef
-from fusionrec.streams.media import MediaPolicy, PolicyMediaFetcher
+from fusionrec.streams.media import MediaPolicy, PartReader, PolicyMediaFetcher
 from tests.media import audio_file
 
 RATE = 44_100
@@ -57,13 +57,16 @@ def cpu_ms(fn: Callable[[], object]) -> float:
 
 def read_in_place(data: bytes, fmt: str) -> int:
     """Bytes of ``data`` the worker's fetcher reads of it as a file to hear it (windows, if long)."""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, PolicyMediaFetcher(MediaPolicy(media_root=Path(folder))) as fetcher:
         path = Path(folder) / f"track.{fmt}"
         path.write_bytes(data)
-        with PolicyMediaFetcher(MediaPolicy(media_root=Path(folder))).fetch(MediaKind.AUDIO, MediaRef(uri=path.as_uri())) as source:
-            clip = decode_media(MediaKind.AUDIO, source)
-            assert np.array_equal(clip.samples, decode_audio(data).samples)
-            return source.fetched  # type: ignore[attr-defined]
+        source = fetcher.fetch(MediaKind.AUDIO, MediaRef(uri=path.as_uri()))
+        try:
+            assert np.array_equal(decode_media(MediaKind.AUDIO, source).samples, decode_audio(data).samples)
+            return source.fetched if isinstance(source, PartReader) else len(source)  # a small file is read whole
+        finally:
+            if isinstance(source, PartReader):
+                source.close()
 
 
 def main() -> None:

@@ -88,17 +88,13 @@ def main() -> None:
         # keyframed once a minute (a screen recording is keyframed as rarely): each middle is far from one
         videos[longest, 60] = looped(make_video(picture, voice, 60, hd=True, keyframe_s=60), longest)
         bar.update()
-    folder = Path(tempfile.mkdtemp(prefix="fusionrec-video-"))
-    paths = {case: folder / f"{case[0]}s-{case[1]}.mp4" for case in videos}
-    for case, data in videos.items():
-        paths[case].write_bytes(data)
-    fetcher = PolicyMediaFetcher(MediaPolicy(media_root=folder, allow_private_hosts=True))
-    try:
-        report(args, videos, paths, fetcher)
-    finally:
-        for path in paths.values():
-            path.unlink()
-        folder.rmdir()
+    with tempfile.TemporaryDirectory(prefix="fusionrec-video-") as name:
+        folder = Path(name)
+        paths = {case: folder / f"{case[0]}s-{case[1]}.mp4" for case in videos}
+        for case, data in videos.items():
+            paths[case].write_bytes(data)
+        with PolicyMediaFetcher(MediaPolicy(media_root=folder, allow_private_hosts=True)) as fetcher:
+            report(args, videos, paths, fetcher)
 
 
 def fetched(fetcher: PolicyMediaFetcher, uri: str) -> tuple[Video, int]:

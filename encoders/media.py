@@ -666,9 +666,9 @@ def decode_media(kind: MediaKind, source: Source, limits: MediaLimits = MediaLim
     """
     try:
         if kind is MediaKind.IMAGE:
-            return decode_image(source if isinstance(source, bytes) else _file(source).read())
-        if kind is MediaKind.AUDIO:
-            content: Any = decode_audio(source, limits)
+            content: Any = decode_image(source if isinstance(source, bytes) else _file(source).read())
+        elif kind is MediaKind.AUDIO:
+            content = decode_audio(source, limits)
         else:
             content = decode_video(source, limits)
     except EventError as exc:
