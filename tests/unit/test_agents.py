@@ -1,6 +1,7 @@
 """The agents, run by Faust's test_context(): no broker, in-memory index, sink and table."""
 
 import asyncio
+import io
 import time
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from fusionrec.schemas import DeadLetter, ErrorCode, Interaction, Item, Recommen
 from fusionrec.streams import MemorySink, MemoryVectorIndex
 from fusionrec.streams.index import ItemVector
 from fusionrec.streams.media import MemoryMediaFetcher
+from tests.media import png
 
 RECS, DLQ, RETRY = "recs", "dlq", "retry"
 
@@ -151,3 +153,22 @@ def test_encode_items_agent_stores_vectors_and_dead_letters_bad_items():
     assert stored["a"].encoder_version == "text=hashing-bow-64@1" and stored["a"].vector.dtype == np.float32
     assert stored["a"].fusion_version == "early-v1(text=1)"
     assert sorted(e.error_code for _, e in sink.sent[DLQ]) == [ErrorCode.INVALID_EVENT, ErrorCode.NOTHING_TO_ENCODE]
+
+
+def test_the_encoder_worker_closes_media_fetched_as_files():
+    # a fetcher may hand over a file it reads in parts (a video in place, or by HTTP ranges)
+    opened: list[io.BytesIO] = []
+
+    class FileFetcher:
+        def fetch(self, kind, ref):
+            opened.append(io.BytesIO(ref.data))
+            return opened[-1]
+
+    encoders = {"text": HashingTextEncoder(64)}
+    processor = encode_items.ItemEncoder(encoders, EarlyFusion(make_blocks(encoders)), MemoryVectorIndex(), FileFetcher(),
+                                         max_event_bytes=100_000)
+    good = Item(id="good", title="jazz", media={"image": {"data": png()}})
+    bad = Item(id="bad", title="jazz", media={"image": {"data": b"not a picture"}})
+    prepared, failed = processor.prepare([good, bad])
+    assert list(prepared) == ["good"] and failed["bad"].code is ErrorCode.MEDIA_UNDECODABLE
+    assert len(opened) == 2 and all(f.closed for f in opened)
