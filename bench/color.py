@@ -1,18 +1,21 @@
-"""Colour as the image model sees it (`encoders/color.py`): pictures with a Display P3 profile, and
-HDR video, each read as if it were sRGB / SDR and converted.
+"""Colour as the image model sees it (`encoders/color.py`): pictures with a Display P3, a press's CMYK
+or a grey profile, and HDR video, each read as if it were sRGB / SDR and converted.
 
     .venv/bin/python bench/color.py [--repeat 10]
 
 Real photographs (matplotlib's and scikit-learn's samples) are made into the media phones produce,
-from formulas the decoder does not use (`tests/media`): JPEGs in Display P3 with its ICC profile, and
-lossless HEVC Main 10 videos in HDR (PQ and HLG, SDR white at HDR reference white). Each is decoded as
-the encoder worker decodes it, and EfficientNet-Lite0's vector of the result is compared (cosine)
-with the vector of the photograph itself: once with the file's colour labels removed (the JPEG
-without its profile, the video labelled SDR), which is what reading it as sRGB / SDR gives, and once
-as it is (converted). The same photograph as an sRGB JPEG / an SDR video shows what the format alone
-costs (JPEG's loss; 4:2:0 chroma and scaling).
+from formulas the decoder does not use (`tests/media`): JPEGs in Display P3 with its ICC profile,
+CMYK JPEGs separated for a made-up press (its inks and dot gain in `tests/media.printed`) with that
+press's profile, grey JPEGs on a gamma of 1.8 with its profile, and lossless HEVC Main 10 videos in
+HDR (PQ and HLG, SDR white at HDR reference white). Each is decoded as the encoder worker decodes it,
+and EfficientNet-Lite0's vector of the result is compared (cosine) with the vector of what it shows
+(the photograph; for CMYK, the photograph as the press prints it; for grey, in sRGB grey): once with
+the file's colour labels removed (the JPEG without its profile, the video labelled SDR), which is
+what reading it as sRGB / SDR (CMYK: as ideal inks) gives, and once as it is (converted). The same
+picture as an sRGB JPEG / an SDR video shows what the format alone costs (JPEG's loss; 4:2:0 chroma
+and scaling).
 
-CPU: decoding a 12 MP P3 JPEG with and without its profile, and an HDR video (16 frames, 8 taken)
+CPU: decoding 12 MP P3 and CMYK JPEGs with and without their profile, and an HDR video (16 frames, 8 taken)
 with and without its labels, the two taking turns, best of --repeat rounds; the difference is the
 conversion. Writes bench/out/hdr.png: each picture, its video frame read as SDR, and converted.
 """
@@ -34,7 +37,7 @@ sys.path.insert(0, str(HERE.parent))  # the tests' media writers: the bench deco
 
 from fusionrec.encoders import load_encoders
 from fusionrec.encoders.media import MediaLimits, decode_image, decode_video
-from tests.media import hevc_video, in_p3, p3_profile
+from tests.media import cmyk_profile, grey_profile, hevc_video, in_p3, p3_profile, printed, separated, srgb_light
 
 LIMITS = MediaLimits(video_frames=8, frame_size=224)
 FRAMES = 16
@@ -52,12 +55,17 @@ def pictures() -> dict[str, np.ndarray]:
     return {name: np.asarray(img.convert("RGB").resize((img.width // 2 * 2, img.height // 2 * 2))) for name, img in found.items()}
 
 
-def jpeg(pixels: np.ndarray, **kw: bytes) -> bytes:
+def jpeg(pixels: np.ndarray, mode: str | None = None, **kw: bytes) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=95, **kw)
+    Image.fromarray(pixels, mode).save(buf, "JPEG", quality=95, **kw)
     return buf.getvalue()
+
+
+def on_gamma(grey: np.ndarray, gamma: float) -> np.ndarray:
+    """8-bit sRGB grey as the same tones' 8-bit codes on a plain ``gamma`` curve."""
+    return np.round(srgb_light(grey) ** (1 / gamma) * 255).astype(np.uint8)
 
 
 def cpu_ms(decode: Callable[[bytes], object], files: list[bytes], repeat: int) -> list[float]:
@@ -87,17 +95,25 @@ def main() -> None:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         return [float(vectors[0] @ v) for v in vectors[1:]]
 
-    photos, p3 = pictures(), p3_profile()
-    print("cosine of the decoded picture's vector to the photograph's own (EfficientNet-Lite0)")
+    photos, p3, press, gamma18 = pictures(), p3_profile(), cmyk_profile(), grey_profile(1.8)
+    print("cosine of the decoded picture's vector to that of what it shows (EfficientNet-Lite0)")
     print(f"{'picture':>14} {'':>5} {'read as sRGB':>12} {'converted':>9} {'sRGB JPEG':>9}")
-    for name, picture in tqdm(photos.items(), desc="P3 pictures", leave=False):
-        coded = in_p3(picture)
-        seen = [decode_image(jpeg(coded)), decode_image(jpeg(coded, icc_profile=p3)), decode_image(jpeg(picture))]
-        print(f"{name:>14} {'P3':>5} " + " ".join(f"{c:{w}.4f}" for c, w in zip(cosines(picture, seen), (12, 9, 9), strict=True)))
+    for name, picture in tqdm(photos.items(), desc="pictures", leave=False):
+        inks, grey = separated(picture), np.asarray(Image.fromarray(picture).convert("L"))
+        cases = {  # what the picture shows, its file without and with its profile
+            "P3": (picture, jpeg(in_p3(picture)), jpeg(in_p3(picture), icc_profile=p3)),
+            "CMYK": (printed(inks), jpeg(inks, "CMYK"), jpeg(inks, "CMYK", icc_profile=press)),
+            "grey": (np.repeat(grey[..., None], 3, axis=-1), jpeg(on_gamma(grey, 1.8)), jpeg(on_gamma(grey, 1.8), icc_profile=gamma18)),
+        }
+        for space, (shown, plain_file, profiled_file) in cases.items():
+            seen = [decode_image(plain_file), decode_image(profiled_file), decode_image(jpeg(shown))]
+            print(f"{name:>14} {space:>5} " + " ".join(f"{c:{w}.4f}" for c, w in zip(cosines(shown, seen), (12, 9, 9), strict=True)))
     phone = np.asarray(Image.fromarray(photos["china"]).resize((4032, 3024)))
-    plain, managed = cpu_ms(decode_image, [jpeg(in_p3(phone)), jpeg(in_p3(phone), icc_profile=p3)], args.repeat)
-    print(f"  12 MP P3 JPEG (4032x3024, decoded at an eighth): {plain:.1f} CPU ms without its profile, "
-          f"{managed:.1f} with it: {managed - plain:.1f} ms the conversion")
+    for space, plain_file, profiled_file in [("P3", jpeg(in_p3(phone)), jpeg(in_p3(phone), icc_profile=p3)),
+                                             ("CMYK", jpeg(separated(phone), "CMYK"), jpeg(separated(phone), "CMYK", icc_profile=press))]:
+        plain, managed = cpu_ms(decode_image, [plain_file, profiled_file], args.repeat)
+        print(f"  12 MP {space} JPEG (4032x3024, decoded at an eighth): {plain:.1f} CPU ms without its profile, "
+              f"{managed:.1f} with it: {managed - plain:.1f} ms the conversion")
 
     rows, strips = [], []
     cases = [(name, picture, transfer) for name, picture in photos.items() for transfer in ("pq", "hlg")]

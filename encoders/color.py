@@ -2,7 +2,12 @@
 
 A picture can carry an ICC profile saying its numbers are in another colour space than sRGB (an
 iPhone's photos are in Display P3, a photographer's often in Adobe RGB): read as sRGB, its colours
-come out duller than they are. :func:`to_srgb` converts it with LittleCMS (Pillow's ImageCms).
+come out duller than they are. A shop's product shots prepared for print are often CMYK JPEGs
+whose profile says what colour each mix of inks prints as; Pillow's own conversion takes the inks
+for ideal ones, which shows a press's cyan as pure (0, 255, 255), brighter than any ink prints. A
+grey picture's profile gives its tone curve (Photoshop's "Dot Gain 20%", a gamma of 1.8 or 2.2),
+which sRGB's differs from by up to 19 levels (gamma 1.8). :func:`to_srgb` converts all three with
+LittleCMS (Pillow's ImageCms).
 
 An HDR video (HDR10 and HDR10+ with the PQ curve; HLG, which iPhones record by default) codes light
 up to 1,000 or 10,000 nits on a curve an SDR reading takes for something else: read as SDR, a PQ
@@ -134,22 +139,30 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: str, primaries: int, peak_nits: float 
 
 
 def to_srgb(img: Image, icc: bytes | None) -> Image:
-    """The RGB picture ``img`` in sRGB, when ``icc`` (the profile the file carried) says its colours
-    are in another space; ``img`` itself when they are already sRGB, or the profile is missing or
-    unreadable (taken as sRGB, as browsers do)."""
-    transform = _srgb_transform(bytes(icc)) if icc else None
+    """The picture ``img`` in sRGB RGB, converted by ``icc``, the profile the file carried. Grey and CMYK
+    are converted by a grey or CMYK profile, other modes (a palette's colours) by an RGB one after
+    Pillow turns them to RGB. Without a profile it can use (none, unreadable, or one for another kind
+    of picture) RGB stays as it is, as browsers take it for sRGB, and grey and CMYK are converted as
+    Pillow does (CMYK as ideal inks), as browsers show untagged CMYK."""
+    if img.mode not in _MANAGED_MODES:
+        img = img.convert("RGB")
+    transform = _srgb_transform(bytes(icc), img.mode) if icc else None
     if transform is None:
-        return img
+        return img if img.mode == "RGB" else img.convert("RGB")
     from PIL import ImageCms
 
     return ImageCms.applyTransform(img, transform)
 
 
+_MANAGED_MODES = ("RGB", "L", "CMYK")
+
+
 @functools.lru_cache(maxsize=64)  # a service sees few distinct profiles (every iPhone photo carries the same)
-def _srgb_transform(icc: bytes) -> Any:
-    """LittleCMS's transform from the RGB profile ``icc`` to sRGB, or None where it would change no
-    colour by more than a level (most web pictures carry an sRGB profile, and the transform would still
-    cost several ms a picture) or LittleCMS cannot read the profile."""
+def _srgb_transform(icc: bytes, mode: str = "RGB") -> Any:
+    """LittleCMS's transform from the profile ``icc`` of a ``mode`` picture to sRGB RGB, or None where
+    LittleCMS cannot read the profile, it is not one for ``mode`` pictures, or (RGB and grey) it
+    would change no colour by more than a level from sRGB: most web pictures carry an sRGB profile,
+    and the transform would still cost several ms a picture."""
     from PIL import Image as PILImage
     from PIL import ImageCms
 
@@ -157,13 +170,18 @@ def _srgb_transform(icc: bytes) -> Any:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         # NOCACHE: LittleCMS's one-colour cache is what makes a transform unsafe to share between the
         # decoding threads, and turning it off cost nothing (2.8 ms against 3.6 with it, a 427x320 photograph)
-        transform = ImageCms.buildTransform(profile, _srgb_profile(), "RGB", "RGB", flags=ImageCms.Flags.NOCACHE)
+        transform = ImageCms.buildTransform(profile, _srgb_profile(), mode, "RGB", flags=ImageCms.Flags.NOCACHE)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
-        logger.debug("ICC profile not used (%s): the picture is taken as sRGB", exc)
+        logger.debug("ICC profile not used for a %s picture (%s)", mode, exc)
         return None
+    if mode == "CMYK":  # no CMYK reading is "as it is": Pillow's ideal inks are a guess too
+        return transform
     levels = np.arange(0, 256, 15, dtype=np.uint8)  # 18 levels a channel, both ends included
-    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(18, 18 * 18, 3)
-    moved = np.asarray(ImageCms.applyTransform(PILImage.fromarray(grid, "RGB"), transform), np.int16) - grid
+    if mode == "L":
+        grid, srgb = levels[None], np.repeat(levels[None, :, None], 3, axis=-1)
+    else:
+        srgb = grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(18, 18 * 18, 3)
+    moved = np.asarray(ImageCms.applyTransform(PILImage.fromarray(grid, mode), transform), np.int16) - srgb
     return transform if np.abs(moved).max() > 1 else None
 
 

@@ -101,8 +101,9 @@ def decode_image(data: bytes) -> Image:
     white, as shops show cut-out products (dropping the alpha channel would show whatever colour
     the transparent pixels happen to store, often black). 16-bit grey is scaled to 8 bits, where
     Pillow's conversion would clip it (everything above 255 of 65535 white). Colours are sRGB: a
-    picture whose ICC profile says otherwise (an iPhone's Display P3) is converted
-    (:func:`~fusionrec.encoders.color.to_srgb`). HEIC/HEIF, an iPhone's default, decodes through pillow-heif.
+    picture whose ICC profile says otherwise (an iPhone's Display P3, a CMYK JPEG prepared for print,
+    grey on another tone curve) is converted (:func:`~fusionrec.encoders.color.to_srgb`).
+    HEIC/HEIF, an iPhone's default, decodes through pillow-heif.
     """
     from PIL import ExifTags
     from PIL import Image as PILImage
@@ -115,16 +116,14 @@ def decode_image(data: bytes) -> Image:
         img.draft("RGB", (IMAGE_DRAFT, IMAGE_DRAFT))
         img.load()  # first: Pillow turns a TIFF upright as it loads it, and then drops its tag
         turn = _exif_turns().get(img.getexif().get(ExifTags.Base.Orientation, 1))
+        icc = img.info.get("icc_profile")
         if img.mode.startswith("I;16"):
             img = PILImage.fromarray((np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8), "L")
         if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+            # on white in RGB: a grey picture with transparency then keeps its profile unused
             rgba = img.convert("RGBA")
-            rgb = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-        else:
-            # RGB already (every colour JPEG): convert() would copy it for nothing
-            rgb = img if img.mode == "RGB" else img.convert("RGB")
-        if img.mode in ("RGB", "RGBA", "P", "PA"):  # an RGB profile; CMYK and grey ones are not converted
-            rgb = to_srgb(rgb, img.info.get("icc_profile"))
+            img = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+        rgb = to_srgb(img, icc)
         return rgb.transpose(turn) if turn is not None else rgb
     except Exception as exc:  # Pillow raises many types for bad bytes
         raise _undecodable(MediaKind.IMAGE, exc) from exc

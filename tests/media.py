@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -289,8 +290,6 @@ def hevc_video(pixels: np.ndarray, transfer: str | None = None, frames: int = 4,
 def p3_profile() -> bytes:
     """An ICC profile of Display P3 (an iPhone's photos): LittleCMS's own sRGB profile with P3's
     primaries (D50-adapted, as Apple's profile has them) in place of sRGB's; both spaces share sRGB's curve."""
-    import struct
-
     from PIL import ImageCms
 
     icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
@@ -311,6 +310,79 @@ def in_p3(pixels: np.ndarray) -> np.ndarray:
     light = np.clip(srgb_light(pixels) @ (np.linalg.inv(p3_to_xyz) @ srgb_to_xyz).T, 0, 1)
     coded = np.where(light <= 0.0031308, 12.92 * light, 1.055 * light ** (1 / 2.4) - 0.055)
     return np.round(coded * 255).astype(np.uint8)
+
+
+D50 = (0.9642, 1.0, 0.8249)  # the ICC profile connection space's white
+SRGB_TO_XYZ_D50 = np.array([[0.4361, 0.3851, 0.1431], [0.2225, 0.7169, 0.0606], [0.0139, 0.0971, 0.7142]])
+# linear-light reflectance in sRGB's R, G and B of each ink, cyan magenta yellow black, at full coverage
+INKS = np.array([[0.02, 0.45, 0.80], [0.85, 0.06, 0.35], [0.95, 0.82, 0.04], [0.03, 0.03, 0.035]])
+
+
+def icc_profile(device_class: bytes, space: bytes, pcs: bytes, tags: dict[bytes, bytes]) -> bytes:
+    """An ICC version 2 profile: its 128-byte header, tag table and tags (each 4-byte aligned)."""
+    table, data, start = b"", b"", 128 + 4 + 12 * len(tags)
+    for signature, body in tags.items():
+        table += struct.pack(">4sII", signature, start + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    header = struct.pack(">I4sI4s4s4s12s4s", start + len(data), b"", 0x02100000, device_class, space, pcs, b"", b"acsp")
+    header = header.ljust(68, b"\0") + b"".join(_s15(v) for v in D50)  # the illuminant, after the intent
+    return header.ljust(128, b"\0") + struct.pack(">I", len(tags)) + table + data
+
+
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _icc_text(text: str) -> bytes:  # textDescriptionType: ASCII, then empty Unicode and ScriptCode parts
+    ascii_ = text.encode() + b"\0"
+    return b"desc" + bytes(4) + struct.pack(">I", len(ascii_)) + ascii_ + bytes(8) + bytes(3) + bytes(67)
+
+
+def grey_profile(gamma: float | None) -> bytes:
+    """A grey ICC profile whose tone curve is ``gamma`` (Apple's old 1.8, or 2.2) or, with None,
+    sRGB's own curve."""
+    if gamma is None:  # parametricCurveType 3: sRGB's curve, g a b c d
+        params = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+        curve = b"para" + bytes(4) + struct.pack(">HH", 3, 0) + b"".join(_s15(v) for v in params)
+    else:
+        curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256))
+    white = b"XYZ " + bytes(4) + b"".join(_s15(v) for v in D50)
+    return icc_profile(b"mntr", b"GRAY", b"XYZ ", {b"desc": _icc_text(f"grey {gamma}"), b"wtpt": white, b"kTRC": curve})
+
+
+def printed(cmyk: np.ndarray) -> np.ndarray:
+    """The 8-bit sRGB colour that 8-bit ink coverages ``cmyk`` (... x 4) print as with :data:`INKS`
+    on white paper, their dots spreading as they do on a press (50% prints as 65%)."""
+    ink = np.asarray(cmyk, np.float64)[..., None] / 255
+    ink = ink + 0.6 * ink * (1 - ink)
+    light = np.prod(1 - ink + ink * INKS, axis=-2)
+    coded = np.where(light <= 0.0031308, 12.92 * light, 1.055 * light ** (1 / 2.4) - 0.055)
+    return np.round(coded * 255).astype(np.uint8)
+
+
+def cmyk_profile(points: int = 9) -> bytes:
+    """A press's ICC profile for :func:`printed`: the CIELAB colour of every mix of inks on a grid of
+    ``points`` coverages each (a lut16Type A2B0 table, as real CMYK profiles carry, here 40 KB)."""
+    steps = np.round(np.linspace(0, 255, points))
+    grid = np.stack(np.meshgrid(steps, steps, steps, steps, indexing="ij"), axis=-1).reshape(-1, 4)
+    xyz = srgb_light(printed(grid)) @ SRGB_TO_XYZ_D50.T / D50
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lab = np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=-1)
+    coded = np.stack([lab[:, 0] * 652.8, (lab[:, 1] + 128) * 256, (lab[:, 2] + 128) * 256], axis=-1)  # ICC v2's 16-bit Lab
+    identity = struct.pack(">HH", 0, 65535)  # two-entry tables in and out: straight lines
+    table = (b"mft2" + bytes(4) + struct.pack(">BBBB", 4, 3, points, 0) + b"".join(_s15(v) for v in np.eye(3).flat)
+             + struct.pack(">HH", 2, 2) + identity * 4 + np.clip(np.round(coded), 0, 65535).astype(">u2").tobytes()
+             + identity * 3)
+    white = b"XYZ " + bytes(4) + b"".join(_s15(v) for v in D50)
+    return icc_profile(b"prtr", b"CMYK", b"Lab ", {b"desc": _icc_text("press"), b"wtpt": white, b"A2B0": table})
+
+
+def separated(pixels: np.ndarray) -> np.ndarray:
+    """Ink coverages (8-bit CMYK) for 8-bit RGB ``pixels`` as a simple separation makes them: black
+    for half of what the three colours share, the rest in cyan, magenta and yellow."""
+    rgb = np.asarray(pixels, np.float64) / 255
+    black = (1 - rgb.max(axis=-1, keepdims=True)) / 2
+    return np.round(np.concatenate([1 - rgb / (1 - black), black], axis=-1) * 255).astype(np.uint8)
 
 
 def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:

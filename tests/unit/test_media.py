@@ -9,7 +9,10 @@ from fusionrec.agents.encode_items import check_vectors
 from fusionrec.encoders.media import MediaLimits, _windows_clip, audio_windows, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from tests.media import audio_file, hdr_code, hevc_video, in_p3, long_video, mp4, p3_profile, photo, png, streamed, two_sound_tracks, wav
+from tests.media import (
+    audio_file, cmyk_profile, grey_profile, hdr_code, hevc_video, in_p3, long_video, mp4, p3_profile, photo, png, printed, separated,
+    srgb_light, streamed, two_sound_tracks, wav,
+)
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
@@ -219,8 +222,46 @@ def test_a_picture_in_display_p3_is_seen_in_srgb_as_a_colour_managed_viewer_show
     assert off(icc_profile=p3_profile()) < {"PNG": 0.5, "JPEG": 1.2}[fmt]  # 0.1 and 0.76: rounding, JPEG's loss
 
 
-@pytest.mark.parametrize("profile", ["lcms", "hp", "unreadable"])
-def test_an_srgb_or_unreadable_profile_leaves_the_picture_as_it_is(profile):
+def test_a_cmyk_jpeg_for_print_is_seen_as_its_press_profile_says_it_prints():
+    from PIL import Image
+
+    inks = separated(np.asarray(Image.open(io.BytesIO(photo())).convert("RGB")))
+    on_paper = printed(inks).astype(int)  # what the press prints, in sRGB
+
+    def decoded(size: int = 1, **profile: bytes) -> np.ndarray:
+        buf = io.BytesIO()  # Pillow writes CMYK JPEGs as Photoshop does: inverted, with Adobe's marker
+        Image.fromarray(inks, "CMYK").resize((512 * size, 600 * size)).save(buf, "JPEG", quality=95, **profile)
+        return np.asarray(decode_media(K.IMAGE, buf.getvalue()), int)
+
+    ideal = decoded()  # no profile: ideal inks, as browsers show untagged CMYK
+    assert np.abs(ideal - on_paper).mean() > 10  # 18.4 levels off, 23.3 in the mean colour
+    managed = decoded(icc_profile=cmyk_profile())
+    assert managed.shape == (600, 512, 3) and np.abs(managed - on_paper).mean() < 1.5  # 0.6: the table's grid, JPEG's loss
+    drafted = decoded(size=2, icc_profile=cmyk_profile())  # decoded at half size, as large JPEGs are
+    assert drafted.shape == (600, 512, 3) and np.abs(drafted.mean((0, 1)) - on_paper.mean((0, 1))).max() < 1.5
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_grey_picture_is_seen_on_its_profiles_tone_curve(fmt):
+    from PIL import Image
+
+    grey = np.asarray(Image.open(io.BytesIO(photo())).convert("L"), int)
+
+    def off(gamma: float | None, tagged: bool = True) -> float:  # mean distance to the sRGB grey, in levels
+        coded = grey if gamma is None else np.round(srgb_light(grey) ** (1 / gamma) * 255)
+        buf = io.BytesIO()
+        profile = {"icc_profile": grey_profile(gamma)} if tagged else {}
+        Image.fromarray(coded.astype(np.uint8), "L").save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}), **profile)
+        decoded = np.asarray(decode_media(K.IMAGE, buf.getvalue()), int)
+        return float(np.abs(decoded - grey[..., None]).mean())
+
+    assert off(1.8, tagged=False) > 5  # gamma 1.8 read as sRGB: too light (9.6 levels off)
+    assert off(1.8) < 1.5  # 0.2 for PNG, 0.6 for JPEG: rounding, JPEG's loss
+    assert off(None) < 1
+
+
+@pytest.mark.parametrize("profile", ["lcms", "hp", "grey-srgb", "cmyk", "unreadable"])
+def test_an_srgb_unreadable_or_mismatched_profile_leaves_the_picture_as_it_is(profile):
     from PIL import Image, ImageCms
     from sklearn.datasets import load_sample_images  # librosa's dependency; its photos carry HP's sRGB profile
 
@@ -228,14 +269,17 @@ def test_an_srgb_or_unreadable_profile_leaves_the_picture_as_it_is(profile):
 
     icc = {"lcms": ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
            "hp": Image.open(load_sample_images().filenames[0]).info["icc_profile"],
+           "grey-srgb": grey_profile(None),  # a grey picture on sRGB's own curve
+           "cmyk": cmyk_profile(),  # on an RGB picture: not its profile
            "unreadable": b"not a profile" * 40}[profile]
-    if profile != "unreadable":
+    if profile in ("lcms", "hp"):
         assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
-    assert _srgb_transform(icc) is None  # no LittleCMS pass of several ms that changes nothing
+    mode = "L" if profile == "grey-srgb" else "RGB"
+    assert _srgb_transform(icc, mode) is None  # no LittleCMS pass of several ms that changes nothing
 
     def decoded(**kw: bytes) -> np.ndarray:
         buf = io.BytesIO()
-        Image.open(io.BytesIO(photo())).save(buf, "JPEG", **kw)
+        Image.open(io.BytesIO(photo())).convert(mode).save(buf, "JPEG", **kw)
         return np.asarray(decode_media(K.IMAGE, buf.getvalue()))
 
     assert np.array_equal(decoded(icc_profile=icc), decoded())
