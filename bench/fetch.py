@@ -1,6 +1,8 @@
 """What fetching a picture over HTTP and HTTPS costs the encoder worker: through the fetcher's one
 client, whose pool keeps the connection open from item to item, against a client made for each
-fetch, which connects (and shakes hands) again for every item.
+fetch, which connects (and shakes hands) again for every item. And from a ``file://`` path below
+the media root: checked where the open file really is, against resolving its path first, link by
+link, as the fetcher did before.
 
     .venv/bin/python bench/fetch.py [--fetches 300] [--kb 50]
 
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from tqdm import tqdm
 
@@ -50,6 +53,17 @@ class ClientPerFetch(PolicyMediaFetcher):
             return super()._http(kind, uri, limit)  # type: ignore[return-value]
         finally:
             self._made.close()
+
+
+class ResolvedPaths(PolicyMediaFetcher):
+    """The fetcher's ``file://`` reading as it was: the root's and the file's paths resolved (pathlib,
+    a look at every component) before the file is read (pictures only)."""
+
+    def _file(self, kind: MediaKind, uri: str, limit: int) -> bytes:  # type: ignore[override]
+        assert self.policy.media_root is not None
+        resolved = Path(unquote(urlsplit(uri).path)).resolve()
+        assert resolved.is_relative_to(self.policy.media_root.resolve()) and resolved.stat().st_size <= limit
+        return resolved.read_bytes()
 
 
 def certificate(folder: Path) -> tuple[Path, Path] | None:
@@ -94,7 +108,7 @@ def main() -> None:
                     server.socket = context.wrap_socket(server.socket, server_side=True)
                 server.files["/picture.png"] = picture
                 uri = server.url("/picture.png").replace("http:", f"{scheme}:", 1)
-                best: dict[str, tuple[float, float, int]] = {}
+                best: dict[str, tuple[float, float, int | str]] = {}
                 for _ in tqdm(range(args.rounds), desc=scheme):
                     for name, kind in (("client per fetch", ClientPerFetch), ("one shared client", PolicyMediaFetcher)):
                         server.reset()
@@ -103,10 +117,22 @@ def main() -> None:
                         old = best.get(name, (float("inf"), float("inf"), 0))
                         best[name] = min(cpu, old[0]), min(wall, old[1]), server.connections
                 rows += [(scheme, name, *figures) for name, figures in best.items()]
-    print(f"fetching a {args.kb} KB picture from a loopback server, {args.fetches} fetches, best of {args.rounds} rounds")
+        media = Path(folder) / "media"
+        (media / "shop" / "items").mkdir(parents=True)  # as deep as a bucket's paths
+        (media / "shop" / "items" / "picture.jpg").write_bytes(picture)
+        uri, best = f"file://{media}/shop/items/picture.jpg", {}
+        for _ in tqdm(range(args.rounds), desc="file"):
+            for name, kind in (("path resolved", ResolvedPaths), ("open file checked", PolicyMediaFetcher)):
+                with kind(MediaPolicy(media_root=media)) as fetcher:
+                    cpu, wall = measure(fetcher, uri, args.fetches, len(picture))
+                old = best.get(name, (float("inf"), float("inf"), 0))
+                best[name] = min(cpu, old[0]), min(wall, old[1]), "-"
+        rows += [("file", name, *figures) for name, figures in best.items()]
+    print(f"fetching a {args.kb} KB picture from a loopback server or below the media root, "
+          f"{args.fetches} fetches, best of {args.rounds} rounds")
     print(f"{'':>6} {'':>18} {'CPU ms':>7} {'wall ms':>8} {'connections':>12}")
     for scheme, name, cpu, wall, connections in rows:
-        print(f"{scheme:>6} {name:>18} {cpu:>7.2f} {wall:>8.2f} {connections:>12}")
+        print(f"{scheme:>6} {name:>18} {cpu:>7.3f} {wall:>8.3f} {connections:>12}")
     if "https" not in schemes:
         print("(no openssl command here: no HTTPS rows)")
 

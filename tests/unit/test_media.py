@@ -43,6 +43,36 @@ def test_file_uris_inside_the_root_are_read(tmp_path, media_dir):
     assert fetcher(tmp_path).fetch(K.IMAGE, MediaRef(uri=f"file://{media_dir}/img/a.png")) == b"png-bytes"
 
 
+def test_a_root_that_is_a_link_is_followed_where_it_points_now(tmp_path):
+    for release in ("v1", "v2"):
+        (tmp_path / release).mkdir()
+        (tmp_path / release / "a.png").write_bytes(release.encode())
+    root = tmp_path / "media"
+    root.symlink_to(tmp_path / "v1")
+    f = fetcher(tmp_path)
+    assert f.fetch(K.IMAGE, MediaRef(uri=f"file://{root}/a.png")) == b"v1"
+    assert f.fetch(K.IMAGE, MediaRef(uri=f"file://{tmp_path}/v1/a.png")) == b"v1"  # by its target's own path
+    root.unlink()
+    root.symlink_to(tmp_path / "v2")  # a deploy points the root at a new release of the media
+    assert f.fetch(K.IMAGE, MediaRef(uri=f"file://{root}/a.png")) == b"v2"
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri=f"file://{tmp_path}/v1/a.png"))) is ErrorCode.MEDIA_NOT_ALLOWED
+
+
+def test_what_is_not_a_file_in_the_root_is_refused_without_waiting(tmp_path, media_dir):
+    import os
+    import threading
+
+    os.mkfifo(media_dir / "pipe")  # nothing writes to it: reading it would wait for a writer for ever
+    f, codes = fetcher(tmp_path), {}
+    for name in ("pipe", "img"):
+        uri = f"file://{media_dir}/{name}"
+        fetching = threading.Thread(target=lambda u=uri, n=name: codes.__setitem__(n, code_of(lambda: f.fetch(K.AUDIO, MediaRef(uri=u)))),
+                                    daemon=True)
+        fetching.start()
+        fetching.join(timeout=10)
+    assert codes == {"pipe": ErrorCode.MEDIA_FETCH_FAILED, "img": ErrorCode.MEDIA_FETCH_FAILED}
+
+
 @pytest.mark.parametrize(
     ("uri", "code"),
     [
