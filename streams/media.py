@@ -2,14 +2,15 @@
 
 ``PolicyMediaFetcher`` enforces what an operator allows: ``file://`` only below a configured media
 root (no traversal, no symlink escape), ``http(s)://`` with a timeout, a byte limit per modality and,
-unless explicitly allowed, no loopback, private, link-local or reserved addresses (checked on every
-resolved address before connecting, and again on redirects). ``MemoryMediaFetcher`` is its twin.
-Every refusal is an :class:`EventError` with the dead-letter code that says why.
+unless explicitly allowed, no loopback, private, link-local or reserved addresses. Those are checked
+where each connection is opened, on every address the host's name resolves to, and the connection
+goes to a checked address (:class:`_CheckedBackend`), redirects included. ``MemoryMediaFetcher`` is
+its twin. Every refusal is an :class:`EventError` with the dead-letter code that says why.
 
-Audio and video larger than a megabyte are not downloaded whole where they can be read in parts: a ``file://`` clip is read in place, and an ``http(s)://`` one by byte ranges when its server
-serves them. The decoders seek to
-what they sample, so a film is sampled from a few megabytes of it, and the byte limit bounds what is
-read rather than how large the file is.
+Audio and video larger than a megabyte are not downloaded whole where they can be read in parts: a
+``file://`` clip is read in place, and an ``http(s)://`` one by byte ranges when its server serves
+them. The decoders seek to what they sample, so a film is sampled from a few megabytes of it, and
+the byte limit bounds what is read rather than how large the file is.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, Self
 from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies
 
-from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef
+from fusionrec.schemas import ConfigError, ErrorCode, EventError, MediaKind, MediaRef
 
 if TYPE_CHECKING:
     import httpx
@@ -267,6 +269,40 @@ def _range(start: int, length: int) -> dict[str, str]:
     return {"range": f"bytes={start}-{start + length - 1}", "accept-encoding": "identity"}
 
 
+class _CheckedBackend:
+    """An httpcore network backend that opens connections only to addresses the policy allows.
+
+    It resolves the host itself when a connection is opened, checks every address (``addresses``
+    raises :class:`EventError` if one is not allowed), and connects to a checked address. Checking a
+    name before the request and letting the HTTP client resolve it again to connect would leave a
+    gap: a name can answer a public address to the check and a private one (a cloud's metadata
+    service) to the connection, as DNS rebinding does. It also costs one lookup per connection, which
+    the pool keeps open from item to item, where a check per request cost one per range read.
+    """
+
+    def __init__(self, inner: Any, addresses: Callable[[str], list[str]]) -> None:
+        self._inner, self._addresses = inner, addresses
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> Any:
+        import httpcore
+
+        failed: Exception | None = None
+        for address in self._addresses(host):  # as socket.create_connection does: the next one if one fails
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failed = exc
+        assert failed is not None
+        raise failed
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
+        return self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
 @dataclass(frozen=True)
 class MediaPolicy:
     media_root: Path | None = None
@@ -315,6 +351,8 @@ class PolicyMediaFetcher:
     ) -> None:
         self.policy = policy
         self._resolve = resolve or (lambda host: [ai[4][0] for ai in socket.getaddrinfo(host, None)])
+        # httpx sends requests through the proxies the environment names (it reads them the same way)
+        self._proxied = any(scheme in getproxies() for scheme in ("http", "https", "all"))
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -323,7 +361,17 @@ class PolicyMediaFetcher:
 
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self.policy.timeout_s, follow_redirects=False)
+                client = httpx.Client(timeout=self.policy.timeout_s, follow_redirects=False)
+                if not self.policy.allow_private_hosts:
+                    # Onto the direct connections' pool only: a proxy from the environment (HTTPS_PROXY)
+                    # is the operator's and is connected to as it is; the proxy resolves what it fetches.
+                    pool = getattr(client._transport, "_pool", None)
+                    if not hasattr(pool, "_network_backend"):
+                        client.close()
+                        raise ConfigError(f"httpx {httpx.__version__} keeps its connections where fusionrec cannot "
+                                          "check the addresses it connects to (as httpx 0.28 does)")
+                    pool._network_backend = _CheckedBackend(pool._network_backend, self._allowed_addresses)  # type: ignore[union-attr]
+                self._client = client
             return self._client
 
     def close(self) -> None:
@@ -402,22 +450,27 @@ class PolicyMediaFetcher:
                 os.close(fd)
 
     def _check_host(self, uri: str) -> None:
+        """A request's host: one there must be. Its addresses are checked where a connection to it is
+        opened (:class:`_CheckedBackend`), except where the environment names a proxy, which connects
+        for the fetcher: then they are checked here, before each request, as well as can be."""
         host = urlsplit(uri).hostname
         if not host:
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"{uri!r} has no host")
-        if self.policy.allow_private_hosts:
-            return
+        if not self.policy.allow_private_hosts and self._proxied:
+            self._allowed_addresses(host)
+
+    def _allowed_addresses(self, host: str) -> list[str]:
+        """``host``'s addresses (itself, if it is one), every one of them public; else EventError."""
         try:
-            ipaddress.ip_address(host)
-            addresses = [host]
+            addresses = [str(ipaddress.ip_address(host))]
         except ValueError:
-            addresses = None
-        try:
-            addresses = addresses or self._resolve(host)
-        except OSError as exc:
-            raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"cannot resolve {host!r}: {exc}") from exc
+            try:
+                addresses = list(dict.fromkeys(self._resolve(host)))  # getaddrinfo repeats each per socket type
+            except OSError as exc:
+                raise EventError(ErrorCode.MEDIA_FETCH_FAILED, f"cannot resolve {host!r}: {exc}") from exc
         if not addresses or not all(_public(a) for a in addresses):
             raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"host {host!r} is loopback, private or reserved")
+        return addresses
 
     def _get(self, url: str, headers: Mapping[str, str] | None) -> httpx.Response:
         """A streamed GET of ``url`` once its host passes the check, retried (``policy.retries``); the

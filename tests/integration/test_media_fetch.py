@@ -140,6 +140,30 @@ def test_ranges_follow_a_redirect_and_pictures_are_fetched_whole(film, served, t
     assert f.fetch(K.IMAGE, MediaRef(uri=served.url("/a.png"))) == png() and served.connections == 1
 
 
+def test_a_host_is_looked_up_once_per_connection_and_connected_to_at_the_address_checked(film, served, monkeypatch):
+    import fusionrec.streams.media as fetching
+
+    data, _ = film
+    monkeypatch.setattr(fetching, "_public", lambda address: address == "127.0.0.1")  # the server stands in for a CDN
+    lookups: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        lookups.append(host)
+        return {"cdn.test": ["127.0.0.1"], "intranet.test": ["10.1.2.3"]}[host]
+
+    # private hosts refused, as by default; cdn.test is known to this resolver alone, so the film can only
+    # be fetched by connecting to the address the check was given
+    with PolicyMediaFetcher(MediaPolicy(block_bytes=BLOCK, whole_bytes=0), resolve=resolve) as f:
+        cdn = served.url("/film.mp4").replace("127.0.0.1", "cdn.test")
+        video, _ = decoded(f, K.VIDEO, cdn)
+        assert same_video(video, decode_media(K.VIDEO, data))
+        assert len(served.requests) > 2 and served.connections == 1 and lookups == ["cdn.test"]
+        served.redirects["/moved.mp4"] = served.url("/film.mp4").replace("127.0.0.1", "intranet.test")
+        with pytest.raises(EventError) as refused:
+            f.fetch(K.VIDEO, MediaRef(uri=cdn.replace("/film.mp4", "/moved.mp4")))
+        assert refused.value.code is ErrorCode.MEDIA_NOT_ALLOWED and served.connections == 1
+
+
 def test_a_long_clip_is_heard_in_windows_from_part_of_it(served, tmp_path, fetcher):
     data = audio_file(tones(240), 16_000, "wav")  # four minutes: three windows of 10 s
     served.files["/talk.wav"] = data

@@ -100,6 +100,13 @@ def test_policy_refuses(tmp_path, media_dir, uri, code):
     assert code_of(lambda: fetcher(tmp_path).fetch(K.IMAGE, MediaRef(uri=uri.format(root=media_dir)))) is code
 
 
+def test_through_a_proxy_the_host_is_checked_before_the_request(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the proxy would connect: nothing listens there
+    f = fetcher(tmp_path)
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="http://intranet.example.com/a.png"))) is ErrorCode.MEDIA_NOT_ALLOWED
+    assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="http://10.1.2.3/a.png"))) is ErrorCode.MEDIA_NOT_ALLOWED
+
+
 def test_http_can_be_switched_off(tmp_path):
     f = fetcher(tmp_path, allow_http=False)
     assert code_of(lambda: f.fetch(K.IMAGE, MediaRef(uri="https://cdn.example.com/a.png"))) is ErrorCode.MEDIA_NOT_ALLOWED
