@@ -332,10 +332,27 @@ def _check_content_type(kind: MediaKind, content_type: str | None, where: str) -
         raise EventError(ErrorCode.MEDIA_NOT_ALLOWED, f"{where} content type {major!r} is not {kind}/*")
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # where DNS64 puts v4-only hosts, in IPv6-only clusters
+
+
 def _public(address: str) -> bool:
+    """Whether ``address`` is on the public internet: global (which, unlike not private, also leaves out
+    the shared space 100.64.0.0/10, where Alibaba Cloud's metadata service answers) and not multicast.
+    An IPv4 address inside an IPv6 one, mapped or NAT64's, is judged as itself: DNS64 gives every
+    v4-only CDN such an address, and 64:ff9b::a9fe:a9fe reaches 169.254.169.254.
+
+    >>> [_public(a) for a in ("93.184.216.34", "100.100.100.200", "64:ff9b::5db8:d822", "64:ff9b::a9fe:a9fe")]
+    [True, False, True, False]
+    >>> [_public(a) for a in ("::ffff:127.0.0.1", "2606:4700::1111", "fd00:ec2::254", "224.0.0.1")]
+    [False, True, False, False]
+    """
     ip = ipaddress.ip_address(address)
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                or ip.is_unspecified)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.is_global and not ip.is_multicast
 
 
 class PolicyMediaFetcher:

@@ -16,7 +16,8 @@ from tests.media import (
 
 K = MediaKind
 HOSTS = {"cdn.example.com": ["93.184.216.34"], "intranet.example.com": ["10.1.2.3"],
-         "sneaky.example.com": ["93.184.216.34", "127.0.0.1"], "v6.example.com": ["::1"]}
+         "sneaky.example.com": ["93.184.216.34", "127.0.0.1"], "v6.example.com": ["::1"],
+         "shared.example.com": ["100.100.100.200"]}
 
 
 def fetcher(tmp_path, **kw) -> PolicyMediaFetcher:
@@ -93,6 +94,8 @@ def test_what_is_not_a_file_in_the_root_is_refused_without_waiting(tmp_path, med
         ("http://sneaky.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),  # one private answer is enough
         ("http://v6.example.com/a.png", ErrorCode.MEDIA_NOT_ALLOWED),
         ("http://169.254.169.254/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),
+        ("http://shared.example.com/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),  # Alibaba Cloud's metadata
+        ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),  # 169.254.169.254 by NAT64
         ("http:///nohost", ErrorCode.MEDIA_NOT_ALLOWED),
     ],
 )
