@@ -338,11 +338,14 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # where DNS64 puts v4-only hosts,
 def _public(address: str) -> bool:
     """Whether ``address`` is on the public internet: global (which, unlike not private, also leaves out
     the shared space 100.64.0.0/10, where Alibaba Cloud's metadata service answers) and not multicast.
-    An IPv4 address inside an IPv6 one, mapped or NAT64's, is judged as itself: DNS64 gives every
-    v4-only CDN such an address, and 64:ff9b::a9fe:a9fe reaches 169.254.169.254.
+    An IPv4 address inside an IPv6 one, mapped, NAT64's or 6to4's, is judged as itself: DNS64 gives
+    every v4-only CDN such an address, 64:ff9b::a9fe:a9fe reaches 169.254.169.254, and a host with a
+    6to4 tunnel sends 2002:a9fe:a9fe:: to it wrapped in IPv4 (Python counts all of 2002::/16 global).
 
     >>> [_public(a) for a in ("93.184.216.34", "100.100.100.200", "64:ff9b::5db8:d822", "64:ff9b::a9fe:a9fe")]
     [True, False, True, False]
+    >>> [_public(a) for a in ("2002:5db8:d822::1", "2002:a9fe:a9fe::", "2002:a00:1::1")]
+    [True, False, False]
     >>> [_public(a) for a in ("::ffff:127.0.0.1", "2606:4700::1111", "fd00:ec2::254", "224.0.0.1")]
     [False, True, False, False]
     """
@@ -352,6 +355,8 @@ def _public(address: str) -> bool:
             ip = ip.ipv4_mapped
         elif ip in _NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
     return ip.is_global and not ip.is_multicast
 
 
