@@ -119,8 +119,12 @@ def decode_image(data: bytes) -> Image:
         icc = img.info.get("icc_profile")
         if img.mode.startswith("I;16"):
             img = PILImage.fromarray((np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8), "L")
-        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-            # on white in RGB: a grey picture with transparency then keeps its profile unused
+        if img.mode in ("LA", "La") or (img.mode == "L" and "transparency" in img.info):
+            # on white in grey, which keeps the picture in the mode its profile is for
+            la = img.convert("LA")
+            img = PILImage.new("L", la.size, 255)
+            img.paste(la.getchannel("L"), mask=la.getchannel("A"))
+        elif img.mode in ("RGBA", "PA", "RGBa") or "transparency" in img.info:
             rgba = img.convert("RGBA")
             img = PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
         rgb = to_srgb(img, icc)

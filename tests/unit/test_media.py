@@ -284,18 +284,26 @@ def test_a_cmyk_jpeg_for_print_is_seen_as_its_press_profile_says_it_prints():
     assert drafted.shape == (600, 512, 3) and np.abs(drafted.mean((0, 1)) - on_paper.mean((0, 1))).max() < 1.5
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "PNG with alpha"])
 def test_a_grey_picture_is_seen_on_its_profiles_tone_curve(fmt):
     from PIL import Image
 
     grey = np.asarray(Image.open(io.BytesIO(photo())).convert("L"), int)
+    alpha = np.full(grey.shape, 255, np.uint8)
+    alpha[:20, :20] = 0  # a transparent corner, shown on white
 
     def off(gamma: float | None, tagged: bool = True) -> float:  # mean distance to the sRGB grey, in levels
         coded = grey if gamma is None else np.round(srgb_light(grey) ** (1 / gamma) * 255)
         buf = io.BytesIO()
         profile = {"icc_profile": grey_profile(gamma)} if tagged else {}
-        Image.fromarray(coded.astype(np.uint8), "L").save(buf, fmt, **({"quality": 95} if fmt == "JPEG" else {}), **profile)
+        picture = Image.fromarray(coded.astype(np.uint8), "L")
+        if fmt == "PNG with alpha":
+            picture = Image.merge("LA", (picture, Image.fromarray(alpha, "L")))
+        picture.save(buf, fmt.split()[0], **({"quality": 95} if fmt == "JPEG" else {}), **profile)
         decoded = np.asarray(decode_media(K.IMAGE, buf.getvalue()), int)
+        if fmt == "PNG with alpha":
+            assert (decoded[:20, :20] == 255).all()
+            return float(np.abs(decoded - grey[..., None])[alpha == 255].mean())
         return float(np.abs(decoded - grey[..., None]).mean())
 
     assert off(1.8, tagged=False) > 5  # gamma 1.8 read as sRGB: too light (9.6 levels off)
