@@ -333,6 +333,10 @@ def _check_content_type(kind: MediaKind, content_type: str | None, where: str) -
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # where DNS64 puts v4-only hosts, in IPv6-only clusters
+# IPv6 that this Python (before 3.11.10 and 3.12.4) calls global though IANA's registry does not: a site's
+# own NAT64 prefix (which may translate to its private IPv4), site-local, and IPv4-compatible (an old
+# Linux tunnels ::a9fe:a9fe to 169.254.169.254 over sit0)
+_LOCAL_V6 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10", "::/96"))
 
 
 def _public(address: str) -> bool:
@@ -348,6 +352,8 @@ def _public(address: str) -> bool:
     [True, False, False]
     >>> [_public(a) for a in ("::ffff:127.0.0.1", "2606:4700::1111", "fd00:ec2::254", "224.0.0.1")]
     [False, True, False, False]
+    >>> [_public(a) for a in ("64:ff9b:1::5db8:d822", "fec0::1", "::a9fe:a9fe")]
+    [False, False, False]
     """
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
@@ -357,6 +363,8 @@ def _public(address: str) -> bool:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         elif ip.sixtofour is not None:
             ip = ip.sixtofour
+        elif any(ip in net for net in _LOCAL_V6):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

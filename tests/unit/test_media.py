@@ -97,6 +97,7 @@ def test_what_is_not_a_file_in_the_root_is_refused_without_waiting(tmp_path, med
         ("http://shared.example.com/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),  # Alibaba Cloud's metadata
         ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),  # 169.254.169.254 by NAT64
         ("http://[2002:a9fe:a9fe::]/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),  # and by a 6to4 tunnel
+        ("http://[64:ff9b:1::a9fe:a9fe]/latest/meta-data", ErrorCode.MEDIA_NOT_ALLOWED),  # a site's own NAT64
         ("http:///nohost", ErrorCode.MEDIA_NOT_ALLOWED),
     ],
 )
