@@ -333,9 +333,9 @@ def _check_content_type(kind: MediaKind, content_type: str | None, where: str) -
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # where DNS64 puts v4-only hosts, in IPv6-only clusters
-# IPv6 that this Python (before 3.11.10 and 3.12.4) calls global though IANA's registry does not: a site's
-# own NAT64 prefix (which may translate to its private IPv4), site-local, and IPv4-compatible (an old
-# Linux tunnels ::a9fe:a9fe to 169.254.169.254 over sit0)
+# IPv6 that Python calls global: a site's own NAT64 prefix, which may translate to its private IPv4
+# (before 3.11.10 and 3.12.4); site-local; IPv4-compatible, which automatic tunnels (RFC 2893) sent to
+# the IPv4 address inside
 _LOCAL_V6 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10", "::/96"))
 
 
