@@ -344,7 +344,8 @@ def _public(address: str) -> bool:
     the shared space 100.64.0.0/10, where Alibaba Cloud's metadata service answers) and not multicast.
     An IPv4 address inside an IPv6 one, mapped, NAT64's or 6to4's, is judged as itself: DNS64 gives
     every v4-only CDN such an address, 64:ff9b::a9fe:a9fe reaches 169.254.169.254, and a host with a
-    6to4 tunnel sends 2002:a9fe:a9fe:: to it wrapped in IPv4 (Python counts all of 2002::/16 global).
+    6to4 tunnel sends 2002:a9fe:a9fe:: to it wrapped in IPv4 (Pythons before 3.11.10 count all of
+    2002::/16 global, later ones none of it).
 
     >>> [_public(a) for a in ("93.184.216.34", "100.100.100.200", "64:ff9b::5db8:d822", "64:ff9b::a9fe:a9fe")]
     [True, False, True, False]
