@@ -5,12 +5,13 @@ Model-backed encoders (torch, librosa) are imported by :func:`load_encoders` onl
 
 import os
 
-# Torch's OpenMP threads spin for about two milliseconds after each parallel op by default
-# (libgomp's wait policy), on cores that media decoding, the broker or Milvus could use; and when one
-# of those holds a core, every op waits for the thread it descheduled. With one other busy process on
-# the 2-core VM, sleeping at once encoded 1.7x the image+audio items/s (19-20 -> 34) and 1.5x the
-# audio-only ones. libgomp reads this when torch loads, which in fusionrec is always after this
-# package (a unit test keeps torch imports in encoders/); an explicit setting wins.
+# Torch's OpenMP threads spin after each parallel op by default (libgomp's wait policy; 8-9 ms of
+# CPU per op on the 2-core VM), on cores that media decoding, the broker or Milvus could use; and
+# when one of those holds a core, every op waits for the thread it descheduled. With one other busy
+# process on that VM, sleeping at once encoded 1.5x the image+audio items/s (bench/encode.py:
+# 24.7-25.5 -> 36.2-39.0) and 1.3x the audio-only ones (README). libgomp reads this when torch
+# loads, which in fusionrec is always after this package (a unit test keeps torch imports in
+# encoders/); an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .base import Encoder, TextEncoder, encode_raw, l2_normalize
