@@ -391,7 +391,10 @@ def describe_device(device: str) -> str:
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, torch {torch.__version__})"
-    return f"CPU: {os.cpu_count()} cores, {platform.processor() or platform.machine()} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    # what torch's OpenMP threads do between ops (fusionrec.encoders sleeps them) moves CPU figures
+    policy = os.environ.get("OMP_WAIT_POLICY") or "libgomp's default"
+    return (f"CPU: {os.cpu_count()} cores, {platform.processor() or platform.machine()} (torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY {policy})")
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
