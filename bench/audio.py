@@ -9,12 +9,15 @@ writes the files: WAV, FLAC, Ogg Vorbis, MP3 and M4A/AAC at 192 kb/s). Each figu
 --repeat rounds of CPU time (every thread), the cases taking turns. The bench's items in
 `bench/encode.py` are 2-4 s 16 kHz mono FLAC, far cheaper than music: this is the other end.
 "KB read" is how much of the four-minute file the worker's fetcher reads, in place as a `file://` path,
-to hear it in windows (next to its size).
+to hear it in windows (next to its size). Last, FLAC files read whole, by the worker (dr_flac) and by
+libsndfile as the worker read them before: the 30 s preview, and the 2-4 s 16 kHz mono speech clips
+`bench/encode.py` makes its items from (per clip).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
 import time
@@ -28,7 +31,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # the tests' media writers
 
 from fusionrec.encoders.audio import LibrosaAudioEncoder
-from fusionrec.encoders.media import MediaLimits, decode_audio, decode_media
+from fusionrec.encoders.media import MediaLimits, _mono, decode_audio, decode_media
 from fusionrec.schemas import MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, PartReader, PolicyMediaFetcher
 from tests.media import audio_file
@@ -53,6 +56,14 @@ def cpu_ms(fn: Callable[[], object]) -> float:
     start = time.process_time()
     fn()
     return (time.process_time() - start) * 1000
+
+
+def by_libsndfile(data: bytes) -> np.ndarray:
+    """A FLAC file read whole as :func:`decode_audio` read it before dr_flac did."""
+    import soundfile
+
+    with soundfile.SoundFile(io.BytesIO(data)) as f:
+        return _mono(f.read(dtype="float32", always_2d=True), f.samplerate, MediaLimits().max_audio_s)
 
 
 def read_in_place(data: bytes, fmt: str) -> int:
@@ -84,16 +95,26 @@ def main() -> None:
     encoder = LibrosaAudioEncoder(device="cpu")
     clip = encoder.prepare(decode_audio(files["wav"][0]))
     cases["features", "preview"] = lambda: encoder.encode([clip] * 8)
+    speech = [path.read_bytes() for path in sorted((HERE.parent / "tests" / "fixtures").glob("*.flac"))] * 20
+    flac = {"30 s 44.1 kHz stereo preview": [files["flac"][0]], "2-4 s 16 kHz mono speech": speech}
+    for what, clips in flac.items():
+        assert all(np.array_equal(decode_audio(c).samples, by_libsndfile(c)) for c in clips)
+        cases["worker", what] = lambda clips=clips: [decode_audio(c) for c in clips]
+        cases["libsndfile", what] = lambda clips=clips: [by_libsndfile(c) for c in clips]
     best = {case: float("inf") for case in cases}
     for _ in tqdm(range(args.repeat), desc="rounds"):
         for case, fn in cases.items():
-            best[case] = min(best[case], cpu_ms(fn) / (8 if case[0] == "features" else 1))
+            per = {"features": 8, "worker": len(flac.get(case[1], ())), "libsndfile": len(flac.get(case[1], ()))}
+            best[case] = min(best[case], cpu_ms(fn) / per.get(case[0], 1))
     print(f"CPU ms per clip, best of {args.repeat}: a 30 s preview; a 4 min track in 3 windows of 10 s, or its first 30 s")
     print(f"{'format':>8} {'KB (30 s)':>10} {'preview':>8} {'windows':>8} {'first 30 s':>11} {'KB (4 min)':>11} {'KB read':>8}")
     for fmt, (short, long) in files.items():
         print(f"{fmt:>8} {len(short) // 1024:>10} {best[fmt, 'preview']:>8.1f} {best[fmt, 'windows']:>8.1f}"
               f" {best[fmt, 'first 30 s']:>11.1f} {len(long) // 1024:>11} {read_in_place(long, fmt) // 1024:>8}")
     print(f"librosa features of a 30 s clip on the CPU (calls of 8): {best['features', 'preview']:.1f} ms")
+    print(f"FLAC read whole, CPU ms per clip: {'worker (dr_flac)':>16} {'libsndfile':>11}")
+    for what in flac:
+        print(f"{what:>32}  {best['worker', what]:>16.2f} {best['libsndfile', what]:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ fusionrec needs there beyond a CUDA PyTorch image, in one archive small enough t
 
 The host is taken to have what CUDA PyTorch images ship: torch, torchvision, sentence-transformers,
 transformers, safetensors, numpy, scipy, scikit-learn, numba, pillow, httpx, tqdm and matplotlib.
-The kit holds the rest (PyAV, soundfile, soxr, librosa, pydantic and their needs), downloaded
-as wheels for the host's Python at the versions installed here and unpacked into one site folder,
+The kit holds the rest (PyAV, soundfile, miniaudio, soxr, librosa, pydantic and their needs),
+downloaded as wheels for the host's Python at the versions installed here and unpacked into one site folder,
 and the default models: EfficientNet-Lite0's weights in fp16 (9 MB), and MiniLM with its weights
 in int8, a scale per row (23 MB against 91), which the setup turns back into fp32. The restored
 MiniLM is the same network doing the same work per item; its embeddings differ from the original's
@@ -37,8 +37,8 @@ import torch
 
 HERE = Path(__file__).parent
 # Distributions the host lacks, with what they need that it lacks too; pinned to the versions here.
-PACKAGES = ["av", "soundfile", "cffi", "pycparser", "soxr", "librosa", "audioread", "decorator", "pooch", "platformdirs",
-            "lazy_loader", "msgpack", "pydantic", "pydantic_core", "pydantic-settings", "annotated-types",
+PACKAGES = ["av", "soundfile", "miniaudio", "cffi", "pycparser", "soxr", "librosa", "audioread", "decorator", "pooch",
+            "platformdirs", "lazy_loader", "msgpack", "pydantic", "pydantic_core", "pydantic-settings", "annotated-types",
             "typing-inspection", "python-dotenv", "efficientnet-lite-pytorch"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64"]

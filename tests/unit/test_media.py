@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fusionrec.agents.encode_items import check_vectors
-from fusionrec.encoders.media import MediaLimits, _windows_clip, audio_windows, decode_media
+from fusionrec.encoders import media
+from fusionrec.encoders.media import MediaLimits, _flac, _windows_clip, audio_windows, decode_media
 from fusionrec.schemas import ErrorCode, EventError, Item, MediaKind, MediaRef
 from fusionrec.streams.media import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 from tests.media import (
@@ -729,6 +730,93 @@ def test_a_stereo_file_comes_out_as_the_mean_of_its_channels():
     soundfile.write(buf, np.stack([left, right], axis=1), 16000, format="FLAC", subtype="PCM_24")
     clip = decode_media(K.AUDIO, buf.getvalue())
     np.testing.assert_allclose(clip.samples, (left + right) / 2, atol=1e-5)
+
+
+def flac(subtype: str = "PCM_16", rate: int = 16_000, channels: int = 1, seconds: float = 2.0) -> bytes:
+    import soundfile
+
+    noise = np.random.default_rng(0).normal(0, 0.2, (int(seconds * rate), channels)).clip(-1, 1)
+    buf = io.BytesIO()
+    soundfile.write(buf, noise, rate, format="FLAC", subtype=subtype)
+    return buf.getvalue()
+
+
+def decoded(data: bytes, limits: MediaLimits | None = None) -> np.ndarray | ErrorCode:
+    try:
+        return decode_media(K.AUDIO, data, limits or MediaLimits()).samples
+    except EventError as exc:
+        return exc.code
+
+
+def by_libsndfile(monkeypatch, data: bytes, limits: MediaLimits | None = None) -> np.ndarray | ErrorCode:
+    """What ``data`` decodes to with dr_flac left out: libsndfile reading every FLAC file."""
+    with monkeypatch.context() as m:
+        m.setattr(media, "_flac", lambda *args: None)
+        return decoded(data, limits)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_S8", "PCM_16", "PCM_24"])
+@pytest.mark.parametrize(("rate", "channels"), [(16_000, 1), (44_100, 2), (48_000, 6)])
+def test_dr_flac_reads_a_flac_file_to_the_same_samples_as_libsndfile(monkeypatch, subtype, rate, channels):
+    data = flac(subtype, rate, channels)
+    read = []
+    monkeypatch.setattr(media, "_flac", lambda *args: read.append(_flac(*args)) or read[-1])
+    samples = decoded(data)
+    assert read and read[0] is not None  # dr_flac read it
+    np.testing.assert_array_equal(samples, by_libsndfile(monkeypatch, data))
+    # a file longer than the limit is heard in windows: libsndfile seeks to them, as before
+    short = MediaLimits(max_audio_s=1.0)
+    np.testing.assert_array_equal(decoded(data, short), by_libsndfile(monkeypatch, data, short))
+
+
+def same(a: np.ndarray | ErrorCode, b: np.ndarray | ErrorCode) -> bool:
+    return a is b if isinstance(a, ErrorCode) or isinstance(b, ErrorCode) else np.array_equal(a, b)
+
+
+def damaged(data: bytes, how: str) -> bytes:
+    broken = bytearray(data)
+    if how == "frame":  # a byte in the middle of the audio: its frame fails its CRC
+        broken[len(data) // 2] ^= 0x55
+    elif how == "metadata":  # the second block's type made STREAMINFO's: libFLAC refuses the file
+        broken[42] &= 0x80
+    elif how == "length":  # STREAMINFO says there are 256 samples more than there are
+        assert broken[22:26] == (32_000).to_bytes(4, "big")
+        broken[22:26] = (32_256).to_bytes(4, "big")
+    else:  # truncated
+        del broken[len(data) * 2 // 3 :]
+    return bytes(broken)
+
+
+@pytest.mark.parametrize("how", ["frame", "metadata", "length", "truncated"])
+def test_a_damaged_flac_file_decodes_as_libsndfile_decodes_it(monkeypatch, how):
+    # dr_flac passes over a frame that fails its CRC (the file comes out short) and reads on past
+    # metadata libFLAC refuses: libsndfile opens every file first and reads any dr_flac cuts short
+    data = damaged(flac(), how)
+    assert same(decoded(data), by_libsndfile(monkeypatch, data))
+
+
+def test_dr_flac_never_hears_what_neither_libsndfile_nor_the_file_holds(monkeypatch):
+    # 400 files damaged at random: each decodes as libsndfile decodes it, or (where libsndfile
+    # refuses it or reads noise, and dr_flac's CRCs pass) to the file's own audio, whole or cut short
+    rng = np.random.default_rng(0)
+    originals = [flac(seconds=seconds) for seconds in (0.5, 1.0)] + [flac("PCM_24", 44_100, 2, 0.5)]
+    for i in range(400):
+        data = bytearray(originals[i % len(originals)])
+        if i % 4 == 0:  # bits flipped anywhere
+            for k in rng.integers(0, len(data), rng.integers(1, 20)):
+                data[k] ^= 1 << rng.integers(0, 8)
+        elif i % 4 == 1:  # truncated
+            del data[rng.integers(4, len(data)) :]
+        elif i % 4 == 2:  # the header and first frame written over
+            k = rng.integers(0, 200)
+            data[k : k + rng.integers(1, 8)] = rng.bytes(rng.integers(1, 8))
+        else:  # bytes slipped in
+            k = rng.integers(0, len(data))
+            data[k:k] = rng.bytes(rng.integers(1, 64))
+        ours, theirs = decoded(bytes(data)), by_libsndfile(monkeypatch, bytes(data))
+        if not same(ours, theirs):
+            truth = decoded(originals[i % len(originals)])
+            assert isinstance(ours, np.ndarray) and np.array_equal(ours, truth[: len(ours)]), (i, ours, theirs)
 
 
 def test_every_sample_layout_comes_out_as_the_mean_of_its_channels():
