@@ -2,8 +2,9 @@
 
 Each decoder opens the bytes with the library the encoders rely on (Pillow; libsndfile via
 soundfile, dr_flac via miniaudio and PyAV for compressed formats; FFmpeg via PyAV for video) and
-refuses corrupt or mislabelled media with one clear reason (``media_undecodable``) before it reaches a model. Decoding
-is CPU work done in the encoder worker's thread pool, so it runs beside the model, not in front of it.
+refuses corrupt or mislabelled media with one clear reason (``media_undecodable``) before it reaches
+a model. Decoding is CPU work done in the encoder worker's thread pool, so it runs beside the model,
+not in front of it.
 """
 
 from __future__ import annotations
