@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -15,12 +16,12 @@ import numpy as np
 from fusionrec.encoders import Encoder, Fusion
 from fusionrec.encoders.base import batches
 from fusionrec.encoders.media import MediaLimits, decode_media
-from fusionrec.schemas import EncoderError, ErrorCode, EventError, Item, decode
+from fusionrec.schemas import EncoderError, ErrorCode, EventError, Item, VectorIndexError, VectorStoreUnavailable, check_not_ahead, decode
 from fusionrec.streams.index import ItemVector, VectorIndex
 from fusionrec.streams.media import MediaFetcher
 from fusionrec.streams.sinks import EventSink
 
-from .routing import dead_letter, internal_error, retry_unavailable
+from .routing import dead_letter, internal_error, retry_unavailable, send_letter
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +63,14 @@ class ItemEncoder:
 
     def __init__(
         self, encoders: Mapping[str, Encoder], fusion: Fusion, index: VectorIndex, fetcher: MediaFetcher, *,
-        max_event_bytes: int, limits: MediaLimits = MediaLimits(), threads: int = 8,
+        max_event_bytes: int, limits: MediaLimits = MediaLimits(), threads: int = 8, max_future_s: float = 86_400.0,
     ) -> None:
         self.encoders = dict(encoders)
         self.fusion = fusion
         self.index = index
         self.fetcher = fetcher
         self.max_event_bytes = max_event_bytes
+        self.max_future_s = max_future_s
         video = self.encoders.get("video")
         if video is not None and limits.frame_size is None:
             limits = dataclasses.replace(limits, frame_size=getattr(video, "frame_size", None))
@@ -83,6 +85,7 @@ class ItemEncoder:
         if key is not None and key.decode(errors="replace") != item.id:
             raise EventError(ErrorCode.KEY_MISMATCH, f"message key {key!r} is not the item id {item.id!r}")
         check_vectors(item, self.vector_dims)
+        check_not_ahead(item.updated_at, "updated_at", max_ahead_s=self.max_future_s, now=time.time())
         has = (["text"] if item.text() else []) + [str(k) for k in item.media] + list(item.vectors)
         if not any(m in self.encoders for m in has):
             what = ", ".join(has) if has else "no title, description, tags, media or vectors"
@@ -200,8 +203,25 @@ class ItemEncoder:
                         version=it.version,
                     )
                 )
-        self.index.upsert(rows)
+        failed.update(self._store(rows))
         return failed
+
+    def _store(self, rows: Sequence[ItemVector]) -> dict[str, EventError]:
+        """Upsert ``rows`` in one call; when the store refuses the batch (it answers, so it is not
+        down), each row is stored alone, so only the rows it refuses are dead-lettered."""
+        try:
+            self.index.upsert(rows)
+            return {}
+        except VectorStoreUnavailable:
+            raise
+        except VectorIndexError as exc:
+            if len(rows) == 1:
+                return {rows[0].id: EventError(ErrorCode.INDEX_REJECTED, f"the vector store refused the item: {exc}")}
+            logger.warning("the vector store refused a batch of %d items (%s); storing them one by one", len(rows), exc)
+        refused: dict[str, EventError] = {}
+        for row in rows:
+            refused.update(self._store([row]))
+        return refused
 
 
 def register(
@@ -224,7 +244,7 @@ def register(
                     item = processor.decode(event.message.value, event.message.key)
                 except EventError as exc:
                     letter = dead_letter(event.message, exc)
-                    await sink.send(dead_letters, event.message.key, letter)
+                    await send_letter(sink, dead_letters, letter)
                     yield letter
                     continue
                 # The newest version of an item in a batch wins; older ones are superseded, not lost.
@@ -245,7 +265,7 @@ def register(
             for item_id, (_, message) in latest.items():
                 if item_id in failed:
                     letter = dead_letter(message, failed[item_id])
-                    await sink.send(dead_letters, message.key, letter)
+                    await send_letter(sink, dead_letters, letter)
                     yield letter
                 else:
                     yield item_id

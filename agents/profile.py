@@ -24,6 +24,7 @@ follows arrival order on purpose: it is "what the user did last".
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -136,6 +137,13 @@ class ProfileState:
 
     def has_applied(self, event_id: str) -> bool:
         return event_id in self.event_ids
+
+    def digest(self) -> str:
+        """SHA-256 of the profile's numbers only (no event ids): equal for two users who did the same
+        things, and for a worker's profile and the same events replayed through this module."""
+        numbers = b"".join(np.asarray(v, dtype="<f4").tobytes()
+                           for v in (self.sum_vector, self.short_vector, *self.interests) if v is not None)
+        return hashlib.sha256(numbers + repr((self.weight, self.interest_weights)).encode()).hexdigest()
 
     def to_bytes(self) -> bytes:
         doc = {

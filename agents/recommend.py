@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
@@ -23,7 +22,9 @@ from fusionrec.schemas import (
     Item,
     Recommendation,
     RecommendedItem,
+    check_not_ahead,
     decode,
+    valid_id,
 )
 from fusionrec.streams.index import ItemVector, VectorIndex
 from fusionrec.streams.sinks import EventSink
@@ -31,7 +32,7 @@ from fusionrec.streams.sinks import EventSink
 from .emission import Decision, EmissionConfig, EmissionPolicy
 from .profile import ProfileModel, ProfileState
 from .ranking import Candidate, Filters, RankWeights, overfetch, rank, shortlist
-from .routing import dead_letter, internal_error, retry_unavailable
+from .routing import dead_letter, internal_error, retry_unavailable, send_letter
 from .stats import Catalogue, ItemInfo, ItemStats
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class Recommender:
     def __init__(
         self, index: VectorIndex, model: ProfileModel, *, views: Views, top_k: int, max_candidates: int,
         max_event_bytes: int, weights: RankWeights | None = None, filters: Filters | None = None,
-        per_source: int = 50, cache_size: int = 50_000, max_queries: int = 4,
+        per_source: int = 50, cache_size: int = 50_000, max_queries: int = 4, max_future_s: float = 86_400.0,
     ) -> None:
         self.index = index
         self.model = model
@@ -89,6 +90,7 @@ class Recommender:
         self.top_k = top_k
         self.max_candidates = max_candidates
         self.max_event_bytes = max_event_bytes
+        self.max_future_s = max_future_s
         self.weights = weights or RankWeights()
         self.filters = filters or Filters()
         self.per_source = per_source
@@ -144,6 +146,7 @@ class Recommender:
         # Profiles live in the partition of their user: a wrongly keyed event would split a profile.
         if key is None or key.decode(errors="replace") != event.user_id:
             raise EventError(ErrorCode.KEY_MISMATCH, f"message key {key!r} is not the user id {event.user_id!r}")
+        check_not_ahead(event.timestamp, "timestamp", max_ahead_s=self.max_future_s, now=time.time())
         return event
 
     def handle(self, event: Interaction, state: ProfileState) -> tuple[ProfileState, Recommendation]:
@@ -304,10 +307,14 @@ def register(
             for user, trigger in emission.due(now=time.time()):
                 key = user.encode()
                 state = ProfileState.from_bytes(table.get(key))
-                rec = await retry_unavailable(
-                    lambda: loop.run_in_executor(None, lambda: processor.recommend(state, user, trigger=trigger)),
-                    what="flush_held",
-                )
+                try:
+                    rec = await retry_unavailable(
+                        lambda: loop.run_in_executor(None, lambda: processor.recommend(state, user, trigger=trigger)),
+                        what="flush_held",
+                    )
+                except EventError as exc:  # the event itself was applied; only its held list is lost
+                    logger.warning("held list for %s not sent: %s", user, exc)
+                    continue
                 await emit(key, rec, trigger)
 
     async def process(message: Any, attempt: int, first_seen: float) -> Any:
@@ -336,7 +343,7 @@ def register(
             if error.code is ErrorCode.UNKNOWN_ITEM:
                 error = EventError(error.code, f"{error.reason}; gave up after {attempt} retries over {waited:.0f} s")
             letter = dead_letter(message, error, origin=_headers(message).get(ORIGIN))
-            await sink.send(dead_letters, message.key, letter)
+            await send_letter(sink, dead_letters, letter)
             return letter
         table[message.key] = state.to_bytes()
         return await emit(message.key, rec, interaction)
@@ -369,6 +376,8 @@ def register_page(app: Any, *, table: Any, processor: Recommender) -> Any:
     @app.page("/recommend/{user}/")
     @app.table_route(table=table, match_info="user")
     async def recommendation_page(web: Any, request: Any, user: str) -> Any:
+        if not valid_id(user):
+            return web.json({"error": "not a valid user id (1-256 characters, no control characters)"}, status=400)
         query = request.query
         try:
             k = int(query.get("k", processor.top_k))
@@ -389,6 +398,8 @@ def register_page(app: Any, *, table: Any, processor: Recommender) -> Any:
     @app.table_route(table=table, match_info="user")
     async def profile_page(web: Any, request: Any, user: str) -> Any:
         """What the worker holds for a user (for operators and for checking replays)."""
+        if not valid_id(user):
+            return web.json({"error": "not a valid user id (1-256 characters, no control characters)"}, status=400)
         state = ProfileState.from_bytes(table.get(user.encode()))
         return web.json({
             "user_id": user,
@@ -396,11 +407,7 @@ def register_page(app: Any, *, table: Any, processor: Recommender) -> Any:
             "seen": list(state.seen),
             "recent": list(state.recent),
             "interests": len(state.interests),
-            # The numbers only (no event ids): equal for two users who did the same things.
-            "vectors_sha256": hashlib.sha256(b"".join(
-                np.asarray(v, dtype="<f4").tobytes()
-                for v in (state.sum_vector, state.short_vector, *state.interests) if v is not None
-            ) + repr((state.weight, state.interest_weights)).encode()).hexdigest(),
+            "vectors_sha256": state.digest(),
         })
 
     return recommendation_page, profile_page

@@ -46,14 +46,21 @@ def encode_raw(encoder: Encoder, inputs: Sequence[Any]) -> np.ndarray:
 
 
 def l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    """Scale each row to unit length; all-zero rows stay zero.
+    """Scale each row to unit length (float32); all-zero rows stay zero.
+
+    Rows are first divided by their largest magnitude, so huge values (a ready-made vector of
+    1e38s, whose float32 norm is infinite) keep their direction instead of turning into zeros.
 
     >>> l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)).tolist()
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    >>> l2_normalize(np.array([[3e38, 4e38]])).tolist()
+    [[0.6000000238418579, 0.800000011920929]]
     """
-    matrix = np.asarray(matrix, dtype=np.float32)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    peak = np.abs(matrix).max(axis=1, keepdims=True) if matrix.size else np.zeros((len(matrix), 1))
+    matrix = np.divide(matrix, peak, out=np.zeros_like(matrix), where=peak > 0)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0).astype(np.float32)
 
 
 def batches(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:

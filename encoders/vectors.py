@@ -20,7 +20,8 @@ class VectorPassThrough:
         self.version = self.space = f"vector:{name}@{dim}"
 
     def prepare(self, raw: Sequence[float]) -> np.ndarray:
-        return np.asarray(raw, dtype=np.float32)
+        # float64 until normalised: values past float32's range (1e39) are finite JSON numbers.
+        return np.asarray(raw, dtype=np.float64)
 
     def encode(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         if not batch:

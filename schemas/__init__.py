@@ -9,6 +9,7 @@ from .errors import (
     FusionrecError,
     StreamError,
     VectorIndexError,
+    VectorStoreUnavailable,
 )
 from .events import (
     SCHEMA_VERSION,
@@ -21,7 +22,9 @@ from .events import (
     MediaRef,
     Recommendation,
     RecommendedItem,
+    check_not_ahead,
     decode,
+    valid_id,
 )
 
 __all__ = [
@@ -43,5 +46,8 @@ __all__ = [
     "RecommendedItem",
     "StreamError",
     "VectorIndexError",
+    "VectorStoreUnavailable",
+    "check_not_ahead",
     "decode",
+    "valid_id",
 ]

@@ -7,7 +7,8 @@ so callers can catch by layer without importing faust, confluent-kafka or pymilv
     ├── ConfigError          settings that cannot work (bad URL, missing model directory)
     ├── EventError           one bad input event; carries the dead-letter ``code``
     ├── EncoderError         a model could not be loaded or failed on a batch
-    ├── VectorIndexError     the vector store refused or failed an operation
+    ├── VectorIndexError     the vector store refused an operation (this request is wrong)
+    │   └── VectorStoreUnavailable  the store did not answer (down, restarting, overloaded): wait and retry
     └── StreamError          the broker or a Kafka client failed (publish, consume, topic admin)
         └── EmbeddedStackError  the local broker / Milvus processes could not start
 """
@@ -33,6 +34,7 @@ class ErrorCode(StrEnum):
     MEDIA_UNDECODABLE = "media_undecodable"
     NOTHING_TO_ENCODE = "nothing_to_encode"
     ENCODE_FAILED = "encode_failed"
+    INDEX_REJECTED = "index_rejected"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -58,7 +60,11 @@ class EncoderError(FusionrecError):
 
 
 class VectorIndexError(FusionrecError):
-    """The vector store refused or failed an operation."""
+    """The vector store refused an operation: retrying the same request will not help."""
+
+
+class VectorStoreUnavailable(VectorIndexError):
+    """The vector store could not be reached or is not serving yet; the same request may work later."""
 
 
 class StreamError(FusionrecError):

@@ -12,13 +12,29 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import ErrorCode, EventError
 
 SCHEMA_VERSION = 1
 
 Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
+
+
+_ID = TypeAdapter(Id)
+
+
+def valid_id(value: str) -> bool:
+    """Whether ``value`` could be an item, user or event id (what HTTP paths are checked against).
+
+    >>> valid_id("u-42"), valid_id(""), valid_id("u" * 257)
+    (True, False, False)
+    """
+    try:
+        _ID.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _aware(value: datetime) -> datetime:
@@ -146,7 +162,12 @@ class Recommendation(Event):
 
 
 class DeadLetter(Event):
-    """An input that could not be processed, with why and its original bytes (topic ``dead-letters``)."""
+    """An input that could not be processed, with why and its original bytes (topic ``dead-letters``).
+
+    A large original is cut so that the letter can always be written: ``original_truncated`` then
+    says so, ``original_size`` gives the record's real size, and the whole record is still at
+    ``source_topic``/``partition``/``offset``.
+    """
 
     source_topic: str
     partition: int
@@ -155,10 +176,29 @@ class DeadLetter(Event):
     error_code: ErrorCode
     reason: str
     original: bytes
+    original_size: int | None = None
+    original_truncated: bool = False
     failed_at: datetime
 
 
 E = TypeVar("E", bound=Event)
+
+
+def check_not_ahead(when: datetime | None, field: str, *, max_ahead_s: float, now: float) -> None:
+    """Refuse a time more than ``max_ahead_s`` past ``now`` (epoch seconds): a clock set wrong or a
+    unit mix-up (microseconds read as milliseconds), which would otherwise outweigh every real event.
+
+    >>> check_not_ahead(datetime(9999, 1, 1, tzinfo=UTC), "timestamp", max_ahead_s=86_400, now=0.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fusionrec.schemas.errors.EventError: invalid_event: timestamp 9999-01-01T00:00:00+00:00 is ...
+    """
+    if when is not None and when.timestamp() > now + max_ahead_s:
+        raise EventError(
+            ErrorCode.INVALID_EVENT,
+            f"{field} {when.isoformat()} is {when.timestamp() - now:.0f} s ahead of this worker's clock "
+            f"(FUSIONREC_MAX_FUTURE_S allows {max_ahead_s:g})",
+        )
 
 
 def decode(model: type[E], raw: bytes | None, *, max_bytes: int) -> E:

@@ -27,6 +27,23 @@ logger = logging.getLogger(__name__)
 Role = Literal["encoder", "profiles"]
 
 
+class _BadRequestLog(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a 10,000-character path) at ERROR with a
+    traceback, after answering it 400; a client's mistake is a one-line warning here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args, record.exc_info, record.exc_text = "refused a bad HTTP request: %s", (exc,), None, None
+        return True
+
+
+_BAD_REQUEST_LOG = _BadRequestLog()
+
+
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     # Raw bytes in and out: decoding is the agent's job, so a bad payload becomes a dead letter
     # instead of a deserialisation crash inside Faust.
@@ -96,7 +113,7 @@ def create_app(
             processor=encode_items.ItemEncoder(
                 encoders, settings.make_fusion(encoders), index, media or PolicyMediaFetcher(settings.media_policy()),
                 max_event_bytes=settings.max_event_bytes, limits=settings.media_limits(),
-                threads=settings.media_fetch_threads,
+                threads=settings.media_fetch_threads, max_future_s=settings.max_future_s,
             ),
             sink=sink,
             dead_letters=settings.dead_letters_topic,
@@ -138,6 +155,7 @@ def create_app(
             ),
         )
         recommend.register_page(app, table=table, processor=processor)
+        logging.getLogger("aiohttp.server").addFilter(_BAD_REQUEST_LOG)  # a no-op when already there
     return app
 
 

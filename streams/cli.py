@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -35,6 +36,19 @@ app.add_typer(fusion_app, name="fusion")
 console = Console(stderr=True)
 
 
+@app.callback()
+def _options(
+    env_file: Annotated[Path | None, typer.Option(
+        "--env-file", exists=True, dir_okay=False,
+        help="Read FUSIONREC_* settings from this file (e.g. the stack.env `fusionrec up` writes); "
+        "variables already set in the environment win.")] = None,
+) -> None:
+    if env_file is not None:
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+
+
 class Role(StrEnum):
     encoder = "encoder"
     profiles = "profiles"
@@ -59,10 +73,13 @@ def worker(
         # Two processes, as in production: each role is its own Faust app and consumer group.
         from .processes import WorkerProcess
 
-        procs = [WorkerProcess(r, {}, log_path=settings.data_dir / "logs" / f"worker-{r}.log") for r in ("encoder", "profiles")]
+        procs = [WorkerProcess(r, settings.to_env(), log_path=settings.data_dir / "logs" / f"worker-{r}.log")
+                 for r in ("encoder", "profiles")]
         for p in procs:
             p.start()
-        _wait_for_signal(f"workers running (logs in {settings.data_dir / 'logs'}); Ctrl-C stops them")
+        _setup_logging(settings)
+        _wait_for_signal(f"workers running (logs in {settings.data_dir / 'logs'}); Ctrl-C stops them",
+                         every=lambda: [p.keep_alive() for p in procs])
         for p in procs:
             p.stop()
         return
@@ -71,7 +88,8 @@ def worker(
     run_worker(settings, role.value)
 
 
-def _wait_for_signal(message: str) -> None:
+def _wait_for_signal(message: str, *, every: Callable[[], None] | None = None) -> None:
+    """Print ``message`` and wait for SIGTERM/SIGINT, calling ``every`` about twice a second."""
     stop = False
 
     def _stop(*_: object) -> None:
@@ -82,7 +100,9 @@ def _wait_for_signal(message: str) -> None:
     signal.signal(signal.SIGINT, _stop)
     console.print(message)
     while not stop:
-        time.sleep(0.2)
+        if every is not None:
+            every()
+        time.sleep(0.5)
 
 
 @app.command()
@@ -95,7 +115,13 @@ def up() -> None:
     with EmbeddedStack(settings) as stack:
         keys = ("FUSIONREC_BOOTSTRAP_SERVERS", "FUSIONREC_BROKER_FLAVOR", "FUSIONREC_MILVUS_URI")
         env = "\n".join(f"export {k}={stack.worker_env()[k]}" for k in keys)
-        _wait_for_signal(f"[bold green]fusionrec is up.[/] Point clients at it with:\n{env}\nCtrl-C stops everything.")
+        _wait_for_signal(
+            f"[bold green]fusionrec is up.[/] Point clients at it with:\n{env}\n"
+            f"Every setting its workers run with is in {stack.env_file}; run one more worker by hand with\n"
+            f"  fusionrec --env-file {stack.env_file} worker --role profiles\n"
+            "(give it its own FUSIONREC_WEB_PORT). A worker that dies is restarted.\nCtrl-C stops everything.",
+            every=stack.keep_alive,
+        )
 
 
 @app.command()
@@ -123,6 +149,7 @@ def deadletters(
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many records.")] = None,
     replay: Annotated[bool, typer.Option("--replay", help="Re-publish the shown records to their source topics.")] = False,
     idle: Annotated[float, typer.Option(help="Stop reading after this many seconds without a record.")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One DeadLetter JSON per line instead of the table.")] = False,
 ) -> None:
     """Show the dead-letter topic as a table; with --replay, re-publish the records after a fix."""
     from fusionrec.schemas import ErrorCode
@@ -136,17 +163,35 @@ def deadletters(
     except ValueError as exc:
         raise typer.BadParameter(f"{exc}; codes: {', '.join(ErrorCode)}") from None
     letters = list(read_dead_letters(settings, codes=codes, idle_s=idle, limit=limit))
-    table = Table("failed at", "code", "source", "key", "reason", title=f"{len(letters)} dead letters")
-    for d in letters:
-        key = d.key.decode(errors="replace") if d.key is not None else ""
-        table.add_row(
-            d.failed_at.strftime("%Y-%m-%d %H:%M:%S"), d.error_code.value,
-            f"{d.source_topic}[{d.partition}]@{d.offset}", key, d.reason,
-        )
-    Console().print(table)
+    if as_json:
+        for d in letters:
+            print(d.model_dump_json(), flush=True)
+    else:
+        table = Table(title=f"{len(letters)} dead letters")
+        for name in ("failed at", "code", "source"):
+            table.add_column(name, no_wrap=True)
+        # Keys and reasons wrap, whole, rather than being cut to the terminal's width.
+        table.add_column("key", overflow="fold", max_width=40)
+        table.add_column("reason", overflow="fold", ratio=1)
+        for d in letters:
+            key = d.key.decode(errors="replace") if d.key is not None else ""
+            table.add_row(
+                d.failed_at.strftime("%Y-%m-%d %H:%M:%S"), d.error_code.value,
+                f"{d.source_topic}[{d.partition}]@{d.offset}", key, d.reason,
+            )
+        Console().print(table)
     if replay and letters:
         sent = replay_letters(settings, letters)
         console.print(f"re-published {sent} records to their source topics")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def kcat(ctx: typer.Context) -> None:
+    """Run kcat against fusionrec's broker (-b from FUSIONREC_BOOTSTRAP_SERVERS unless given), with the
+    librdkafka fusionrec ships, which talks to the embedded broker where older system builds cannot."""
+    from .kcat import run_kcat
+
+    raise typer.Exit(run_kcat(Settings(), ctx.args))
 
 
 @app.command()
@@ -313,6 +358,8 @@ def status(
     out = Console()
     for t in (lag, rates, milvus):
         out.print(t)
+    if report.milvus_error:
+        out.print(f"[red]Milvus unavailable:[/] {report.milvus_error}")
 
 
 @replay_app.command("export")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +15,18 @@ from .tansu import TansuBroker
 from .topics import create_topics, topic_specs
 
 logger = logging.getLogger(__name__)
+
+
+def env_value(value: str) -> str:
+    """``value`` quoted so that both a shell (``set -a; . stack.env``) and ``--env-file`` (dotenv)
+    read it back unchanged.
+
+    >>> print(env_value('["text", "image"]'), env_value("it's"))
+    '["text", "image"]' "it's"
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + "".join("\\" + c if c in '\\"$`' else c for c in value) + '"'
 
 
 class EmbeddedStack:
@@ -33,6 +46,11 @@ class EmbeddedStack:
     @property
     def log_dir(self) -> Path:
         return self.base.data_dir / "logs"
+
+    @property
+    def env_file(self) -> Path:
+        """Where the running stack's ``FUSIONREC_*`` variables are written (removed on stop)."""
+        return self.base.data_dir / "stack.env"
 
     def start(self) -> EmbeddedStack:
         overrides: dict[str, object] = {}
@@ -56,16 +74,32 @@ class EmbeddedStack:
                 w.start()
             for w in self.workers:
                 w.wait_ready()
+            self._write_env_file()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _write_env_file(self) -> None:
+        # Everything a worker of this stack was given, so one started by hand matches them
+        # (`fusionrec --env-file .fusionrec/stack.env worker --role profiles`). It may hold
+        # credentials the operator set: readable by its owner only.
+        lines = [f"{k}={env_value(v)}" for k, v in sorted(self.worker_env().items())]
+        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# fusionrec up: the running stack's settings; removed when it stops\n" + "\n".join(lines) + "\n")
+
+    def keep_alive(self) -> None:
+        """Restart any worker that died (``fusionrec up`` calls this while it waits)."""
+        for w in self.workers:
+            w.keep_alive()
 
     def worker_env(self) -> dict[str, str]:
         """The ``FUSIONREC_*`` variables that point a worker (or any client) at this stack."""
         return self.settings.to_env()
 
     def stop(self) -> None:
+        self.env_file.unlink(missing_ok=True)
         for w in reversed(self.workers):
             w.stop()
         self.workers = []

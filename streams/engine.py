@@ -37,6 +37,7 @@ def build_recommender(settings: Settings, index: VectorIndex, *, weights: RankWe
     return Recommender(
         index, ProfileModel(profile_config(settings)), views=Views(stats=stats), top_k=settings.top_k,
         max_candidates=settings.max_candidates, max_event_bytes=settings.max_event_bytes,
+        max_future_s=settings.max_future_s,
         max_queries=settings.max_queries, weights=weights or rank_weights(settings),
         filters=Filters(frozenset(settings.include_categories), frozenset(settings.exclude_categories)),
     )

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fusionrec.schemas import ConfigError, VectorIndexError
+from fusionrec.schemas import ConfigError, VectorIndexError, VectorStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,43 @@ class MemoryVectorIndex:
 # made on that connection then fails to connect. Ping only during calls, and rarely.
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 120_000, "grpc.keepalive_permit_without_calls": 0}
 CONNECT_ATTEMPTS = 3
+# Every call has a deadline: without one pymilvus retries a stalled server for minutes, and a
+# worker (or `fusionrec status`) hangs with it instead of saying the store is unavailable.
+CALL_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 5.0
+# Answers that say "not now" rather than "not this": connection failures (2), rate limits (8, 9),
+# a collection released by a restart and not loaded yet (101), and Milvus' "service unavailable".
+UNAVAILABLE_CODES = frozenset({2, 8, 9, 101, 503})
+NOT_LOADED = 101
+# The id field holds up to 256 characters (schemas.Id); Milvus counts VARCHAR lengths in bytes.
+ID_MAX_BYTES = 4 * 256
+
+
+def string_literal(value: str) -> str:
+    """``value`` as a Milvus expression string literal, quotes and backslashes escaped.
+
+    Ids are user data: an id like ``it's-1`` spliced between quotes (as ``MilvusClient.get`` does)
+    ends the literal early and every request naming it fails.
+
+    >>> print(string_literal("it's \\"1\\""))
+    "it's \\"1\\""
+    """
+    return json.dumps(value, ensure_ascii=False)
+
+
+def ids_filter(field: str, ids: Sequence[str]) -> str:
+    """``field in [...]`` for ``ids``, every one escaped.
+
+    >>> print(ids_filter("id", ["a", "it's"]))
+    id in ["a", "it's"]
+    """
+    return f"{field} in [{', '.join(string_literal(i) for i in ids)}]"
+
+
+def _quiet_pymilvus() -> None:
+    # pymilvus logs every failed call at ERROR with a traceback; MilvusVectorIndex says once, in
+    # the worker's words, whether the store is down or refused the request.
+    logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
 
 
 def milvus_client(uri: str, token: str = "") -> Any:
@@ -131,12 +168,13 @@ def milvus_client(uri: str, token: str = "") -> Any:
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
+    _quiet_pymilvus()
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
-            return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS)
+            return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS, timeout=CALL_TIMEOUT_S)
         except MilvusException as exc:
             if attempt == CONNECT_ATTEMPTS:
-                raise VectorIndexError(f"cannot connect to Milvus at {uri}: {exc}") from exc
+                raise VectorStoreUnavailable(f"cannot connect to Milvus at {uri}: {exc}") from exc
             logger.warning("connecting to Milvus at %s failed (%s); retrying", uri, exc)
             time.sleep(attempt)
     raise AssertionError("unreachable")
@@ -154,10 +192,36 @@ class MilvusVectorIndex:
         self._loaded = False
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one client call; a collection released by a Milvus restart is loaded again and the
+        call retried once. Failures come out as :class:`VectorStoreUnavailable` when the store
+        is not answering and as :class:`VectorIndexError` when it answered "no" to this request."""
+        kwargs.setdefault("timeout", CALL_TIMEOUT_S)
         try:
             return fn(*args, **kwargs)
         except self._error as exc:
-            raise VectorIndexError(f"Milvus {what} on {self.collection!r} failed: {exc}") from exc
+            if getattr(exc, "code", None) != NOT_LOADED:
+                raise self._failure(what, exc) from exc
+            logger.warning("Milvus released %r (restarted?); loading it again", self.collection)
+        try:
+            self._client.load_collection(self.collection, timeout=CALL_TIMEOUT_S)
+            return fn(*args, **kwargs)
+        except self._error as exc:
+            raise self._failure(what, exc) from exc
+
+    def _failure(self, what: str, exc: Exception) -> VectorIndexError:
+        code = getattr(exc, "code", None)
+        # gRPC status codes (UNAVAILABLE, DEADLINE_EXCEEDED...) arrive as enums, Milvus' as ints.
+        down = not isinstance(code, int) or code in UNAVAILABLE_CODES or not self.reachable()
+        cls = VectorStoreUnavailable if down else VectorIndexError
+        return cls(f"Milvus {what} on {self.collection!r} failed: {exc}")
+
+    def reachable(self) -> bool:
+        """Whether the store answers a cheap call now: tells "it is down" from "it refused this"."""
+        try:
+            self._client.list_collections(timeout=PROBE_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - any failure of the probe means "not answering"
+            return False
+        return True
 
     def _ready(self) -> bool:
         """Whether the collection exists and is loaded (milvus-lite needs a load after every reopen)."""
@@ -205,7 +269,7 @@ class MilvusVectorIndex:
         from pymilvus import DataType
 
         schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_BYTES)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("encoder_version", DataType.VARCHAR, max_length=2048)
         schema.add_field("fusion_version", DataType.VARCHAR, max_length=256)
@@ -229,15 +293,33 @@ class MilvusVectorIndex:
                        properties={"fusionrec.fusion": json.dumps(dict(fusion))})
         logger.info("created Milvus collection %s (dim %d, fusion %s)", name, dim, (fusion or {}).get("version"))
 
-    def serving(self) -> str:
+    def serving(self, *, timeout_s: float = CALL_TIMEOUT_S) -> str:
         """The versioned collection the alias points at now."""
-        return str(self._call("describe_alias", self._client.describe_alias, self.collection)["collection_name"])
+        return str(self._call("describe_alias", self._client.describe_alias, self.collection,
+                              timeout=timeout_s)["collection_name"])
 
-    def versions(self) -> list[str]:
+    def versions(self, *, timeout_s: float = CALL_TIMEOUT_S) -> list[str]:
         """All versioned collections of this alias, oldest first."""
         prefix = f"{self.collection}__v"
-        names = [n for n in self._call("list", self._client.list_collections) if n.startswith(prefix)]
+        names = [n for n in self._call("list", self._client.list_collections, timeout=timeout_s)
+                 if n.startswith(prefix)]
         return sorted(names, key=lambda n: int(n.removeprefix(prefix)))
+
+    def describe_versions(self, *, timeout_s: float = CALL_TIMEOUT_S) -> tuple[str, list[tuple[str, int, list[str]]]]:
+        """The serving version, and each version's name, item count and encoder versions (of up to
+        1,000 items); for ``fusionrec status``. Loads each version, as a query needs."""
+        names = self.versions(timeout_s=timeout_s)
+        if not names:
+            return "", []
+        serving = self.serving(timeout_s=timeout_s)
+        out = []
+        for name in names:
+            self._call("load", self._client.load_collection, name, timeout=timeout_s)
+            count = self._call("count", self._client.query, name, filter="", output_fields=["count(*)"], timeout=timeout_s)
+            sample = self._call("sample", self._client.query, name, filter="", output_fields=["encoder_version"],
+                                limit=1000, timeout=timeout_s)
+            out.append((name, int(count[0]["count(*)"]), sorted({r["encoder_version"] for r in sample})))
+        return serving, out
 
     def new_version(self, dim: int, *, fusion: Mapping[str, Any] | None = None) -> MilvusVectorIndex:
         """Create the next versioned collection (not serving yet) and return an index writing to it."""
@@ -282,7 +364,8 @@ class MilvusVectorIndex:
     def get(self, ids: Sequence[str]) -> dict[str, ItemVector]:
         if not ids or not self._ready():
             return {}
-        rows = self._call("get", self._client.get, self.collection, ids=list(ids))
+        # Not MilvusClient.get: it splices ids between quotes unescaped.
+        rows = self._call("get", self._client.query, self.collection, filter=ids_filter("id", ids), output_fields=["*"])
         return {
             r["id"]: ItemVector(
                 id=r["id"],

@@ -90,6 +90,10 @@ class WorkerProcess:
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._started_at = 0.0
+        self._restart_at: float | None = None
+        self._quick_deaths = 0
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +103,25 @@ class WorkerProcess:
                 [sys.executable, "-m", "fusionrec.streams.cli", "worker", "--role", self.role],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
             )
+        self._started_at = time.monotonic()
         logger.info("worker %s pid %d (log %s)", self.role, self.process.pid, self.log_path)
+
+    def keep_alive(self, *, max_delay_s: float = 60.0) -> None:
+        """Start the worker again if it died (call it periodically). A worker that keeps dying soon
+        after its start is restarted with growing pauses (1 s doubling to ``max_delay_s``)."""
+        if self.process is None or self.process.poll() is None:
+            return
+        now = time.monotonic()
+        if self._restart_at is None:
+            self._quick_deaths = self._quick_deaths + 1 if now - self._started_at < 30.0 else 1
+            delay = min(2.0 ** (self._quick_deaths - 1), max_delay_s)
+            logger.warning("worker %s (pid %d) exited with code %s; restarting it in %.0f s (see %s)",
+                           self.role, self.process.pid, self.process.returncode, delay, self.log_path)
+            self._restart_at = now + delay
+        if now >= self._restart_at:
+            self._restart_at = None
+            self.restarts += 1
+            self.start()
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
         assert self.process is not None

@@ -254,7 +254,8 @@ def reencode(
         alias.drop_version(leftover)
     target = alias.new_version(fusion.dim, fusion=fusion.spec())
     processor = ItemEncoder(encoders, fusion, target, fetcher, max_event_bytes=settings.max_event_bytes,
-                            limits=settings.media_limits(), threads=settings.media_fetch_threads)
+                            limits=settings.media_limits(), threads=settings.media_fetch_threads,
+                            max_future_s=settings.max_future_s)
     size = batch_size or settings.encode_batch_size
     last: dict[int, int] = {}
 

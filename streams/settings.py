@@ -213,6 +213,11 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="FUSIONREC_WEB_HOST: the profile worker's HTTP bind address.")
     web_port: int = Field(default=6066, ge=1, le=65535, description="FUSIONREC_WEB_PORT: the profile worker's HTTP port.")
     max_event_bytes: int = Field(default=1_000_000, ge=1024, description="FUSIONREC_MAX_EVENT_BYTES per message.")
+    max_future_s: float = Field(
+        default=86_400.0, ge=0,
+        description="FUSIONREC_MAX_FUTURE_S: an interaction `timestamp` or item `updated_at` further ahead of the "
+        "worker's clock than this is dead-lettered (invalid_event): a wrong clock or a unit mix-up.",
+    )
     vector_dims: dict[str, int] = Field(
         default_factory=dict,
         description="FUSIONREC_VECTOR_DIMS: ready-made vectors items may carry, as JSON name -> dimension, "

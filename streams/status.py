@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from fusionrec.schemas import VectorIndexError
+
 from .client import kafka_config
 from .replay import end_offsets
 from .settings import Settings
@@ -36,6 +38,7 @@ class StatusReport:
     lag: list[LagRow] = field(default_factory=list)
     rates: dict[str, tuple[int, float]] = field(default_factory=dict)
     collections: list[CollectionInfo] = field(default_factory=list)
+    milvus_error: str = ""  # why the collections could not be listed (the store is down or stalled)
 
 
 def collect(settings: Settings, *, interval_s: float = 2.0) -> StatusReport:
@@ -65,25 +68,21 @@ def collect(settings: Settings, *, interval_s: float = 2.0) -> StatusReport:
         for tp in got.topic_partitions:
             if tp.topic in group_topics and tp.topic in after:
                 report.lag.append(LagRow(group, tp.topic, tp.partition, tp.offset, after[tp.topic].get(tp.partition, 0)))
-    report.collections = _collections(settings)
+    try:
+        report.collections = _collections(settings)
+    except VectorIndexError as exc:
+        report.milvus_error = str(exc)
     return report
 
 
 def _collections(settings: Settings) -> list[CollectionInfo]:
-    from .index import MilvusVectorIndex, milvus_client
+    from .index import PROBE_TIMEOUT_S, MilvusVectorIndex
 
-    uri = settings.require_milvus_uri()
-    alias = MilvusVectorIndex(uri, settings.collection, token=settings.milvus_token.get_secret_value())
-    if not alias.versions():
-        return []
-    serving = alias.serving()
-    client = milvus_client(uri, settings.milvus_token.get_secret_value())
-    out = []
-    for name in alias.versions():
-        client.load_collection(name)
-        count = int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
-        sample = client.query(name, filter="", output_fields=["encoder_version"], limit=1000)
-        out.append(CollectionInfo(name, name == serving, count, sorted({r["encoder_version"] for r in sample})))
-    client.close()
-    alias.close()
-    return out
+    alias = MilvusVectorIndex(settings.require_milvus_uri(), settings.collection,
+                              token=settings.milvus_token.get_secret_value())
+    try:
+        # Short deadlines: a stalled Milvus must not hang the operator's status command.
+        serving, versions = alias.describe_versions(timeout_s=PROBE_TIMEOUT_S)
+        return [CollectionInfo(name, name == serving, count, encoders) for name, count, encoders in versions]
+    finally:
+        alias.close()

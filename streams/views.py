@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 
 from fusionrec.agents.profile import ProfileConfig
 from fusionrec.agents.recommend import Views
-from fusionrec.schemas import EventError, Interaction, Item, decode
+from fusionrec.schemas import EventError, Interaction, Item, check_not_ahead, decode
 
 from .client import kafka_config
 from .settings import Settings
@@ -66,9 +67,12 @@ class ViewFeeder:
         # Invalid events are the agents' to dead-letter; here they are simply not counted.
         try:
             if topic == self.settings.items_topic:
-                self.views.learn_item(decode(Item, raw, max_bytes=self.settings.max_event_bytes))
+                item = decode(Item, raw, max_bytes=self.settings.max_event_bytes)
+                check_not_ahead(item.updated_at, "updated_at", max_ahead_s=self.settings.max_future_s, now=time.time())
+                self.views.learn_item(item)
             else:
                 ev = decode(Interaction, raw, max_bytes=self.settings.max_event_bytes)
+                check_not_ahead(ev.timestamp, "timestamp", max_ahead_s=self.settings.max_future_s, now=time.time())
                 self.views.learn_interaction(ev.event_id, ev.user_id, ev.item_id,
                                              self.profile.event_weight(ev.type, ev.value), ev.timestamp.timestamp())
         except EventError:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import faust
 import numpy as np
+import pytest
 
 from fusionrec.agents import encode_items, recommend
 from fusionrec.agents.profile import ProfileModel, ProfileState
 from fusionrec.encoders import EarlyFusion, HashingTextEncoder, make_blocks
-from fusionrec.schemas import DeadLetter, ErrorCode, Interaction, Item, Recommendation
+from fusionrec.schemas import DeadLetter, ErrorCode, EventError, Interaction, Item, Recommendation
 from fusionrec.streams import MemorySink, MemoryVectorIndex
 from fusionrec.streams.index import ItemVector
 from fusionrec.streams.media import MemoryMediaFetcher
@@ -172,3 +173,35 @@ def test_the_encoder_worker_closes_media_fetched_as_files():
     prepared, failed = processor.prepare([good, bad])
     assert list(prepared) == ["good"] and failed["bad"].code is ErrorCode.MEDIA_UNDECODABLE
     assert len(opened) == 2 and all(f.closed for f in opened)
+
+
+def test_events_dated_far_ahead_are_dead_lettered_and_huge_vectors_kept():
+    agent, _, table, sink = make_recommend(catalogue())
+    future = Interaction(event_id="e-future", user_id="u1", item_id="jazz-1", type="like",
+                         timestamp=datetime(9999, 1, 1, tzinfo=UTC)).to_bytes()
+
+    async def run() -> list:
+        async with agent.test_context() as ctx:
+            await ctx.put(value=future, key=b"u1")
+            return list(ctx.results.values())
+
+    [letter] = asyncio.run(run())
+    assert letter.error_code is ErrorCode.INVALID_EVENT and "ahead of this worker's clock" in letter.reason
+    assert b"u1" not in table
+
+    encoders = {"text": HashingTextEncoder(64), "clip": encode_items_vector("clip", 4)}
+    processor = encode_items.ItemEncoder(encoders, EarlyFusion(make_blocks(encoders)), MemoryVectorIndex(),
+                                         MemoryMediaFetcher(), max_event_bytes=10_000)
+    big = Item(id="big", vectors={"clip": [1e38, 1e38, 0.0, 0.0]})
+    later = Item(id="later", title="jazz", updated_at=datetime(9999, 1, 1, tzinfo=UTC))
+    assert processor.encode_and_store([processor.decode(big.to_bytes(), b"big")]) == {}
+    stored = processor.index.get(["big"])["big"].vector  # the text block (zeros) comes first
+    np.testing.assert_allclose(stored[-4:], [0.7071, 0.7071, 0, 0], atol=1e-4)
+    with pytest.raises(EventError, match="updated_at 9999"):
+        processor.decode(later.to_bytes(), b"later")
+
+
+def encode_items_vector(name: str, dim: int):
+    from fusionrec.encoders.vectors import VectorPassThrough
+
+    return VectorPassThrough(name, dim)

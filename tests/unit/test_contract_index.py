@@ -12,6 +12,12 @@ def unit(*values: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+# Legal ids (schemas.Id) that break naive filter strings: quotes, backslashes, brackets, an
+# injection attempt, unicode and line separators, and the longest ids in one- and four-byte characters.
+HOSTILE_IDS = ["it's-1", 'say "hi"', "back\\slash", "ends with \\", "\\'", "br[ack]ets", "'] or id != ['",
+               '") or true or ("', "é ü 中文 🎉", "line\u2028sep", "%s {} $1", "x" * 256, "🎉" * 256]
+
+
 SPEC = {"kind": "late", "version": "late-v1(text=1,image=1)",
         "blocks": [{"name": "text", "dim": 2, "weight": 1.0}, {"name": "image", "dim": 2, "weight": 1.0}]}
 
@@ -51,6 +57,11 @@ def check_vector_index_contract(index: VectorIndex) -> None:
     assert index.search(unit(1, 0, 0, 0), 0) == []
     many = index.search_many([unit(0, 0, 0, 1), unit(0.8, 0.2, 0, 0)], 1)
     assert len(many) == 2 and many[1][0][0] == "b"
+
+    index.upsert([ItemVector(i, unit(0, 0, 0, 1), "v1", "f1", "odd") for i in HOSTILE_IDS])
+    assert set(index.get(HOSTILE_IDS)) == set(HOSTILE_IDS)
+    assert set(index.get(HOSTILE_IDS[:1] + ["it"])) == {HOSTILE_IDS[0]}  # an id is matched whole
+    assert {h[0] for h in index.search(unit(0, 0, 0, 1), len(HOSTILE_IDS))} == set(HOSTILE_IDS)
 
 
 def test_memory_index_meets_contract():

@@ -6,10 +6,13 @@ import pytest
 
 from fusionrec.agents import emission, encode_items, profile, ranking, recommend, stats
 from fusionrec.encoders import base, color, fusion, hashing, media
+from fusionrec.schemas import events
+from fusionrec.streams import embedded, index
 from fusionrec.streams import media as fetching
 
 
-@pytest.mark.parametrize("module", [profile, ranking, recommend, stats, emission, encode_items, base, hashing, fusion, media, color, fetching], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [profile, ranking, recommend, stats, emission, encode_items, base, hashing, fusion, media, color, fetching,
+                                    events, index, embedded], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
