@@ -278,7 +278,7 @@ class NotEmitted:
 def register(
     app: Any, *, topic: Any, retry_topic: Any, table: MutableMapping[bytes, bytes], processor: Recommender,
     sink: EventSink, recommendations: str, dead_letters: str, retry: RetryPolicy,
-    emission: EmissionPolicy[Interaction] | None = None,
+    emission: EmissionPolicy[Interaction] | None = None, in_order: Callable[[Any], Any] | None = None,
 ) -> tuple[Any, Any]:
     """Add the ``recommend`` and ``retry_pending`` agents to a Faust ``app``.
 
@@ -288,8 +288,11 @@ def register(
     whose item is not indexed yet goes to the retry topic (same partitions, same key, so the same
     worker and profile table take it up) and is retried with growing delays until the item exists
     or ``retry.timeout_s`` has passed since it was first read; then it is dead-lettered.
+    ``in_order`` wraps each stream's events (the worker passes one that keeps them in offset order
+    across rebalances, ``streams.faust_fixes.InOrder``).
     """
     retry_name = retry_topic.get_topic_name()
+    ordered = in_order or (lambda events: events)
     emission = emission or EmissionPolicy(EmissionConfig(only_changed=False))
 
     async def emit(key: bytes, rec: Recommendation, trigger: Interaction) -> Recommendation | NotEmitted:
@@ -350,13 +353,13 @@ def register(
 
     @app.agent(topic, name="recommend")
     async def recommend(stream: Any) -> Any:
-        async for event in stream.events():
+        async for event in ordered(stream.events()):
             message = event.message
             yield await process(message, 0, message.timestamp or time.time())
 
     @app.agent(retry_topic, name="retry_pending")
     async def retry_pending(stream: Any) -> Any:
-        async for event in stream.events():
+        async for event in ordered(stream.events()):
             message = event.message
             headers = _headers(message)
             attempt = int(headers.get(ATTEMPT, b"1"))

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fusionrec.schemas import DeadLetter, ErrorCode, EventError, VectorIndexError, VectorStoreUnavailable
-
 from fusionrec.streams.sinks import EventSink
 
 logger = logging.getLogger(__name__)
@@ -25,10 +24,6 @@ MAX_REASON_CHARS = 2000
 SEND_RETRY_MAX_S = 30.0
 
 
-def _cut(value: bytes, limit: int) -> bytes:
-    return value if len(value) <= limit else value[:limit]
-
-
 def dead_letter(message: Any, error: EventError, *, origin: bytes | None = None) -> DeadLetter:
     """The dead-letter record for a Faust/aiokafka-style ``message`` (topic, partition, offset, key, value).
 
@@ -41,20 +36,20 @@ def dead_letter(message: Any, error: EventError, *, origin: bytes | None = None)
     if origin:
         o_topic, o_partition, o_offset = origin.decode().rsplit("|", 2)
         topic, partition, offset = o_topic, int(o_partition), int(o_offset)
-    logger.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
     value = message.value
     original = value if isinstance(value, bytes) else b"" if value is None else str(value).encode()
     key = message.key if isinstance(message.key, bytes) or message.key is None else str(message.key).encode()
     reason = error.reason if len(error.reason) <= MAX_REASON_CHARS else error.reason[:MAX_REASON_CHARS] + "..."
+    logger.warning("dead letter %s[%s]@%s: %s: %s", topic, partition, offset, error.code, reason)
     return DeadLetter(
         # In-memory channels (agent test contexts) have no topic, partition or offset.
         source_topic=str(topic or ""),
         partition=-1 if partition is None else partition,
         offset=-1 if offset is None else offset,
-        key=None if key is None else _cut(key, MAX_KEY_BYTES),
+        key=None if key is None else key[:MAX_KEY_BYTES],
         error_code=error.code,
         reason=reason,
-        original=_cut(original, MAX_ORIGINAL_BYTES),
+        original=original[:MAX_ORIGINAL_BYTES],
         original_size=len(original),
         original_truncated=len(original) > MAX_ORIGINAL_BYTES or (key is not None and len(key) > MAX_KEY_BYTES),
         failed_at=datetime.now(UTC),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from .errors import ErrorCode, EventError
 
 SCHEMA_VERSION = 1
+MAX_VALUE = 1e6  # the largest |value| an interaction may carry (ratings, watch ratios, counts)
 
 Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
 
@@ -88,7 +89,7 @@ class Item(Event):
     """
 
     id: Id
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=2**63 - 1)  # Milvus stores it as INT64
     title: str = Field(default="", max_length=1_000)
     description: str = Field(default="", max_length=20_000)
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
@@ -128,7 +129,8 @@ class Interaction(Event):
     user_id: Id
     item_id: Id
     type: InteractionType
-    value: float | None = None
+    # Bounded: a rating of 1e308 would push a profile's sums past float32 and leave it infinite for good.
+    value: float | None = Field(default=None, ge=-MAX_VALUE, le=MAX_VALUE)
     timestamp: datetime
     context: dict[str, Any] = Field(default_factory=dict)
 

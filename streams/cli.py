@@ -78,8 +78,12 @@ def worker(
         for p in procs:
             p.start()
         _setup_logging(settings)
+        def keep_alive() -> None:
+            for p in procs:
+                p.keep_alive()
+
         _wait_for_signal(f"workers running (logs in {settings.data_dir / 'logs'}); Ctrl-C stops them",
-                         every=lambda: [p.keep_alive() for p in procs])
+                         every=keep_alive)
         for p in procs:
             p.stop()
         return
@@ -119,7 +123,8 @@ def up() -> None:
             f"[bold green]fusionrec is up.[/] Point clients at it with:\n{env}\n"
             f"Every setting its workers run with is in {stack.env_file}; run one more worker by hand with\n"
             f"  fusionrec --env-file {stack.env_file} worker --role profiles\n"
-            "(give it its own FUSIONREC_WEB_PORT). A worker that dies is restarted.\nCtrl-C stops everything.",
+            "(on this machine, with its own FUSIONREC_WEB_PORT and FUSIONREC_DATA_DIR). A worker that dies is "
+            "restarted.\nCtrl-C stops everything.",
             every=stack.keep_alive,
         )
 

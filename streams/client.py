@@ -167,7 +167,7 @@ class RecommendationConsumer:
             if isinstance(start, datetime):
                 offsets = first_offsets_since(settings, topic, int(start.timestamp() * 1000))
             elif start == "end":
-                # From fetch responses, not ListOffsets: Tansu answers "latest" short (PLATFORM.md).
+                # From fetch responses, not ListOffsets: Tansu answers "latest" short (docs/local-broker.md).
                 offsets = end_offsets(settings, topic)
             else:
                 offsets = {p: OFFSET_BEGINNING for p in meta.topics[topic].partitions}

@@ -158,22 +158,23 @@ def ids_filter(field: str, ids: Sequence[str]) -> str:
 
 
 def _quiet_pymilvus() -> None:
-    # pymilvus logs every failed call at ERROR with a traceback; MilvusVectorIndex says once, in
-    # the worker's words, whether the store is down or refused the request.
-    logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
+    # pymilvus logs every failed call, and each failed reconnection, with a traceback; every such
+    # failure reaches MilvusVectorIndex as an exception, which says once, in the worker's words,
+    # whether the store is down or refused the request.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 
-def milvus_client(uri: str, token: str = "") -> Any:
-    """A ``MilvusClient`` with calm keepalives; a refused first connect is retried twice."""
+def milvus_client(uri: str, token: str = "", *, timeout_s: float = CALL_TIMEOUT_S, attempts: int = CONNECT_ATTEMPTS) -> Any:
+    """A ``MilvusClient`` with calm keepalives; a refused first connect is tried ``attempts`` times."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
     _quiet_pymilvus()
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         try:
-            return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS, timeout=CALL_TIMEOUT_S)
+            return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS, timeout=timeout_s)
         except MilvusException as exc:
-            if attempt == CONNECT_ATTEMPTS:
+            if attempt == attempts:
                 raise VectorStoreUnavailable(f"cannot connect to Milvus at {uri}: {exc}") from exc
             logger.warning("connecting to Milvus at %s failed (%s); retrying", uri, exc)
             time.sleep(attempt)
@@ -183,12 +184,13 @@ def milvus_client(uri: str, token: str = "") -> Any:
 class MilvusVectorIndex:
     """pymilvus ``MilvusClient`` over milvus-lite, the embedded server or a real Milvus."""
 
-    def __init__(self, uri: str, collection: str, *, token: str = "") -> None:
+    def __init__(self, uri: str, collection: str, *, token: str = "", connect_timeout_s: float = CALL_TIMEOUT_S,
+                 connect_attempts: int = CONNECT_ATTEMPTS) -> None:
         from pymilvus.exceptions import MilvusException
 
         self._error = MilvusException
         self.collection = collection
-        self._client = milvus_client(uri, token)
+        self._client = milvus_client(uri, token, timeout_s=connect_timeout_s, attempts=connect_attempts)
         self._loaded = False
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -278,7 +280,7 @@ class MilvusVectorIndex:
         schema.add_field("updated_at_ms", DataType.INT64)
         schema.add_field("version", DataType.INT64)
         index = self._client.prepare_index_params()
-        # Nested params: milvus-lite ignores the flat form (PLATFORM.md).
+        # Nested params: milvus-lite ignores the flat form (docs/local-broker.md).
         index.add_index(
             field_name="vector", index_type="HNSW", metric_type="IP",
             params={"params": {"M": 16, "efConstruction": 200}},

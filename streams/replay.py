@@ -1,7 +1,7 @@
 """Backfill operations on topics: read a range, export it to a file, import it back.
 
 Ranges are chosen by offset or by *record timestamps*: the local Tansu broker answers
-``offsets_for_times`` with append times and 0 past the end (PLATFORM.md), so a time range is found
+``offsets_for_times`` with append times and 0 past the end (docs/local-broker.md), so a time range is found
 by reading records and comparing their own timestamps, which works on every broker.
 """
 

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         description="FUSIONREC_TABLE_STORE: Faust table store: `rocksdb://` (on disk under data_dir, restarts "
         "read only the changelog tail) or `memory://` (rebuilt from the changelog on every start).",
     )
+    table_memory_mb: int = Field(
+        default=64, ge=8,
+        description="FUSIONREC_TABLE_MEMORY_MB: RocksDB memory (write buffers and block cache) per profile table "
+        "partition a worker holds; Faust's defaults let each grow past 2 GB.",
+    )
 
     modalities: list[Literal["text", "image", "audio", "video"]] = Field(
         default_factory=lambda: ["text", "image", "audio", "video"],

@@ -79,7 +79,8 @@ def _collections(settings: Settings) -> list[CollectionInfo]:
     from .index import PROBE_TIMEOUT_S, MilvusVectorIndex
 
     alias = MilvusVectorIndex(settings.require_milvus_uri(), settings.collection,
-                              token=settings.milvus_token.get_secret_value())
+                              token=settings.milvus_token.get_secret_value(), connect_timeout_s=PROBE_TIMEOUT_S,
+                              connect_attempts=1)
     try:
         # Short deadlines: a stalled Milvus must not hang the operator's status command.
         serving, versions = alias.describe_versions(timeout_s=PROBE_TIMEOUT_S)

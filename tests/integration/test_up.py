@@ -45,11 +45,38 @@ def test_up_runs_the_stack_until_ctrl_c(tmp_path):
                                 env={**env, **exported}, capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0 and "fusionrec.interactions" in listed.stdout
         assert listening(broker) and listening(milvus) and listening(f"127.0.0.1:{web_port}")
+
+        # Every setting of the workers is in stack.env: a command needs nothing else.
+        env_file = tmp_path / "stack.env"
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        bare = {k: v for k, v in env.items() if k != "FUSIONREC_DATA_DIR"}
+        listed = subprocess.run([sys.executable, "-m", "fusionrec.streams.cli", "--env-file", str(env_file), "topics",
+                                 "list"], env=bare, capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and "fusionrec.interactions" in listed.stdout
+
+        # A worker that dies is restarted, with a log line saying so.
+        children = subprocess.run(["ps", "-ww", "--ppid", str(proc.pid), "-o", "pid=,args="], capture_output=True,
+                                  text=True)
+        [pid] = [int(line.split()[0]) for line in children.stdout.splitlines() if "--role profiles" in line]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while not any(f"worker profiles (pid {pid}) exited with code -9; restarting" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines[-30:])
+            lines.append(proc.stdout.readline())
+        while not listening(f"127.0.0.1:{web_port}"):
+            assert time.monotonic() < deadline, "the restarted profile worker does not serve"
+            time.sleep(0.5)
+
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0
         time.sleep(1)
         assert not listening(broker) and not listening(milvus) and not listening(f"127.0.0.1:{web_port}")
+        assert not env_file.exists()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed check: stop it as Ctrl-C does, so its children stop too
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

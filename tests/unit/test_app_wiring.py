@@ -32,3 +32,10 @@ def test_tansu_flavour_gets_the_local_broker_settings(tmp_path):
     assert app.conf.broker_session_timeout == 4.0
     plain = create_app(settings(tmp_path, table_store="memory://"), "profiles")
     assert plain.conf.broker_session_timeout != 4.0
+
+
+def test_profile_table_memory_is_bounded(tmp_path):
+    app = create_app(settings(tmp_path, table_memory_mb=64), "profiles", sink=MemorySink())
+    options = app.tables["profiles"].options
+    assert options["block_cache_size"] == 40 * 2**20 and options["write_buffer_size"] == 8 * 2**20
+    assert options["max_write_buffer_number"] == 2
