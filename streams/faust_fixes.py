@@ -1,8 +1,8 @@
 """Work-arounds for faust-streaming's rebalance handling; they hold against every broker.
 
-Two defects lose events when partitions move (a worker joins, leaves or stops), measured with a
-second profile worker joining and leaving mid-stream (tests/integration/test_faults.py: 1 to 4 of
-about 19 events per user were never applied, and no list was made for them):
+Three defects lose or reorder events when partitions move (a worker joins, leaves or stops),
+measured with a second profile worker joining and leaving mid-stream (tests/integration/
+test_faults.py: 1 to 4 of about 19 events per user were never applied, and no list was made):
 
 1. While a rebalance is under way Faust's streams skip the events they take from their buffers
    (they were fetched for the old assignment). A later event of the same partition is processed
@@ -11,9 +11,12 @@ about 19 events per user were never applied, and no list was made for them):
 2. A partition the worker keeps is sought back to its committed offset, but the consumer
    remembers the highest offset it ever handed to a stream and drops every re-read message below
    it ("DROPPED MESSAGE ROFF"): the skipped events are never handed on again.
+3. A message fetched before that seek can arrive after it, ahead of the events it follows, and a
+   kept partition is not always read again from where events were skipped.
 
-For the topics named here, the commit waits until every offset from the committed one on has been
-processed, and re-read messages are handed on; an event seen twice is recognised by its event id
+:func:`guard_rebalances` mends 1 and 2 for a worker's source topics: the commit waits until every
+offset from the committed one on has been processed, and re-read messages are handed on.
+:class:`InOrder` mends 3 for the profile agents. An event seen twice is recognised by its event id
 (profiles) or stored again unchanged (items).
 """
 
