@@ -1,9 +1,9 @@
 """Agents route events (decode -> validate -> call -> write); the math they call is pure."""
 
-from .emission import Decision, EmissionConfig, EmissionPolicy
-from .profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel, ProfileState
-from .ranking import Candidate, Filters, Ranked, RankWeights, overfetch, rank
-from .stats import Catalogue, ItemInfo, ItemStats
+from fusionrec.agents.emission import Decision, EmissionConfig, EmissionPolicy
+from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel, ProfileState
+from fusionrec.agents.ranking import Candidate, Filters, Ranked, RankWeights, overfetch, rank
+from fusionrec.agents.stats import Catalogue, ItemInfo, ItemStats
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",

@@ -18,10 +18,10 @@ from fusionrec.encoders.base import batches
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import EncoderError, ErrorCode, EventError, Item, VectorIndexError, VectorStoreUnavailable, check_not_ahead, decode
 from fusionrec.streams.index import ItemVector, VectorIndex
-from fusionrec.streams.media import MediaFetcher
-from fusionrec.streams.sinks import EventSink
+from fusionrec.encoders.media.fetch import MediaFetcher
+from fusionrec.streams.kafka.sinks import EventSink
 
-from .routing import dead_letter, internal_error, retry_unavailable, send_letter
+from fusionrec.agents.routing import dead_letter, internal_error, retry_unavailable, send_letter
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .stats import Catalogue, ItemInfo
+from fusionrec.agents.stats import Catalogue, ItemInfo
 
 
 def overfetch(k: int, n_excluded: int, cap: int) -> int:

@@ -27,13 +27,13 @@ from fusionrec.schemas import (
     valid_id,
 )
 from fusionrec.streams.index import ItemVector, VectorIndex
-from fusionrec.streams.sinks import EventSink
+from fusionrec.streams.kafka.sinks import EventSink
 
-from .emission import Decision, EmissionConfig, EmissionPolicy
-from .profile import ProfileModel, ProfileState
-from .ranking import Candidate, Filters, RankWeights, overfetch, rank, shortlist
-from .routing import dead_letter, internal_error, retry_unavailable, send_letter
-from .stats import Catalogue, ItemInfo, ItemStats
+from fusionrec.agents.emission import Decision, EmissionConfig, EmissionPolicy
+from fusionrec.agents.profile import ProfileModel, ProfileState
+from fusionrec.agents.ranking import Candidate, Filters, RankWeights, overfetch, rank, shortlist
+from fusionrec.agents.routing import dead_letter, internal_error, retry_unavailable, send_letter
+from fusionrec.agents.stats import Catalogue, ItemInfo, ItemStats
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fusionrec.schemas import DeadLetter, ErrorCode, EventError, VectorIndexError, VectorStoreUnavailable
-from fusionrec.streams.sinks import EventSink
+from fusionrec.streams.kafka.sinks import EventSink
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,13 +27,12 @@ import numpy as np
 from tqdm import tqdm
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent))  # the tests' media writers
 
 from fusionrec.encoders.audio import LibrosaAudioEncoder
 from fusionrec.encoders.media import MediaLimits, _mono, decode_audio, decode_media
 from fusionrec.schemas import MediaKind, MediaRef
-from fusionrec.streams.media import MediaPolicy, PartReader, PolicyMediaFetcher
-from tests.media import audio_file
+from fusionrec.encoders.media.fetch import MediaPolicy, PartReader, PolicyMediaFetcher
+from fusionrec.testing.media import audio_file
 
 RATE = 44_100
 FORMATS = ("wav", "flac", "ogg", "mp3", "m4a")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,11 +32,10 @@ import numpy as np
 from tqdm import tqdm
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent))  # the tests' media writers: the bench decodes the very files the tests do
 
 from fusionrec.encoders import load_encoders
 from fusionrec.encoders.media import MediaLimits, decode_image, decode_video
-from tests.media import cmyk_profile, grey_profile, hevc_video, in_p3, p3_profile, printed, separated, srgb_light
+from fusionrec.testing.media import cmyk_profile, grey_profile, hevc_video, in_p3, p3_profile, printed, separated, srgb_light
 
 LIMITS = MediaLimits(video_frames=8, frame_size=224)
 FRAMES = 16

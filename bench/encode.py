@@ -58,7 +58,7 @@ from fusionrec.encoders.base import batches
 from fusionrec.encoders.media import MediaLimits
 from fusionrec.schemas import Item
 from fusionrec.streams.index import MemoryVectorIndex
-from fusionrec.streams.media import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
+from fusionrec.encoders.media.fetch import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 
 HERE = Path(__file__).parent
 WORDS = ("jazz trumpet piano night city rain coffee story space rocket garden bread river mountain summer "

@@ -21,7 +21,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,14 +29,13 @@ from urllib.parse import unquote, urlsplit
 from tqdm import tqdm
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent))  # the tests' server
 
 import certifi
 import httpx
 
 from fusionrec.schemas import MediaKind, MediaRef
-from fusionrec.streams.media import MediaPolicy, PolicyMediaFetcher
-from tests.http_server import MediaServer
+from fusionrec.encoders.media.fetch import MediaPolicy, PolicyMediaFetcher
+from fusionrec.testing.http_server import MediaServer
 
 
 class ClientPerFetch(PolicyMediaFetcher):

@@ -23,7 +23,7 @@ from fusionrec.agents.profile import ProfileModel, ProfileState
 from fusionrec.agents.recommend import Recommender, Views
 from fusionrec.schemas import Interaction
 from fusionrec.streams.index import ItemVector, open_index
-from fusionrec.streams.processes import MilvusLiteServer, free_port
+from fusionrec.streams.embedded.processes import MilvusLiteServer, free_port
 
 
 def pct(values: list[float], q: float) -> float:

@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from fusionrec.schemas import Interaction, Item
 from fusionrec.streams import EmbeddedStack, Publisher, RecommendationConsumer, Settings, kafka_config, open_index
-from fusionrec.streams.deadletters import read_dead_letters
-from fusionrec.streams.processes import free_port
-from fusionrec.streams.status import collect
+from fusionrec.streams.ops.deadletters import read_dead_letters
+from fusionrec.streams.embedded.processes import free_port
+from fusionrec.streams.ops.status import collect
 
 WORDS = ["jazz trumpet", "mountain bike", "sourdough bread", "chess set", "garden roses", "space opera",
          "football boots", "tax planning", "ghost story", "hiking boots"]

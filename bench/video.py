@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,15 +32,13 @@ import numpy as np
 from tqdm import tqdm
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
 from encode import make_video, photo_sources  # bench/encode.py's videos
 
 from fusionrec.encoders.media import MediaLimits, Video, decode_media, decode_video
 from fusionrec.schemas import MediaKind, MediaRef
-from fusionrec.streams.media import MediaPolicy, PartReader, PolicyMediaFetcher
-from tests.http_server import MediaServer
+from fusionrec.encoders.media.fetch import MediaPolicy, PartReader, PolicyMediaFetcher
+from fusionrec.testing.http_server import MediaServer
 
 LIMITS = MediaLimits(frame_size=224)
 

@@ -14,8 +14,8 @@ import os
 # encoders/); an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .base import Encoder, TextEncoder, encode_raw, l2_normalize
-from .fusion import (
+from fusionrec.encoders.base import Encoder, TextEncoder, encode_raw, l2_normalize
+from fusionrec.encoders.fusion import (
     Block,
     EarlyFusion,
     Fusion,
@@ -25,9 +25,9 @@ from .fusion import (
     make_fusion,
     query_transform,
 )
-from .hashing import HashingTextEncoder
-from .loading import DEFAULT_TEXT_MODEL, MODALITIES, load_encoders, load_text_encoder, resolve_text_model_dir
-from .vectors import VectorPassThrough
+from fusionrec.encoders.hashing import HashingTextEncoder
+from fusionrec.encoders.loading import DEFAULT_TEXT_MODEL, MODALITIES, load_encoders, load_text_encoder, resolve_text_model_dir
+from fusionrec.encoders.vectors import VectorPassThrough
 
 __all__ = [
     "DEFAULT_TEXT_MODEL",

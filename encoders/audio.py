@@ -18,8 +18,8 @@ import torch
 
 from fusionrec.schemas import ConfigError, EncoderError
 
-from .base import encode_in_chunks, resolve_device, to_host
-from .media import SAMPLE_RATE, Clip
+from fusionrec.encoders.base import encode_in_chunks, resolve_device, to_host
+from fusionrec.encoders.media import SAMPLE_RATE, Clip
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from fusionrec.schemas import ConfigError
 
-from .base import Encoder, l2_normalize
+from fusionrec.encoders.base import Encoder, l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def train_learned_fusion(
     """
     import torch
 
-    from .base import resolve_device
+    from fusionrec.encoders.base import resolve_device
 
     dev = resolve_device(device)
     ids = sorted({i for pair in pairs for i in pair if i in parts})

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import l2_normalize
+from fusionrec.encoders.base import l2_normalize
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

@@ -21,7 +21,7 @@ import torch
 
 from fusionrec.schemas import ConfigError
 
-from .base import encode_in_chunks, resolve_device, to_host
+from fusionrec.encoders.base import encode_in_chunks, resolve_device, to_host
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fusionrec.schemas import ConfigError
 
-from .base import Encoder, TextEncoder
-from .hashing import HashingTextEncoder
+from fusionrec.encoders.base import Encoder, TextEncoder
+from fusionrec.encoders.hashing import HashingTextEncoder
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 
@@ -47,10 +47,10 @@ def load_text_encoder(
         _, _, dim = spec.partition(":")
         return HashingTextEncoder(int(dim) if dim else 256)
     if spec.startswith("open_clip:"):
-        from .text import ClipTextEncoder
+        from fusionrec.encoders.text import ClipTextEncoder
 
         return ClipTextEncoder(spec, model_dir=model_dir, device=device, batch_size=batch_size)
-    from .text import SentenceTransformerEncoder
+    from fusionrec.encoders.text import SentenceTransformerEncoder
 
     path = resolve_text_model_dir(spec, model_dir)
     # Name the version after what was asked for ("all-MiniLM-L6-v2"), not a package's inner folder.
@@ -86,11 +86,11 @@ def load_encoders(
         out["text"] = load_text_encoder(text_model, **common)
     image = audio = None
     if "image" in modalities or "video" in modalities:
-        from .image import load_image_encoder
+        from fusionrec.encoders.image import load_image_encoder
 
         image = load_image_encoder(image_model, **common, compile=compile)
     if "audio" in modalities or "video" in modalities:
-        from .audio import load_audio_encoder
+        from fusionrec.encoders.audio import load_audio_encoder
 
         audio = load_audio_encoder(audio_model, **common)
     if "image" in modalities:
@@ -98,10 +98,10 @@ def load_encoders(
     if "audio" in modalities:
         out["audio"] = audio  # type: ignore[assignment]
     if "video" in modalities:
-        from .video import VideoEncoder
+        from fusionrec.encoders.video import VideoEncoder
 
         out["video"] = VideoEncoder(image, audio)  # type: ignore[arg-type]
-    from .vectors import VectorPassThrough
+    from fusionrec.encoders.vectors import VectorPassThrough
 
     for name, dim in (vector_dims or {}).items():
         if name in out:

@@ -11,7 +11,7 @@ import numpy as np
 
 from fusionrec.schemas import EncoderError
 
-from .base import encode_in_chunks, l2_normalize, resolve_device, to_host
+from fusionrec.encoders.base import encode_in_chunks, l2_normalize, resolve_device, to_host
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class ClipTextEncoder:
     def __init__(self, spec: str, *, model_dir: Path | None = None, device: str = "auto", batch_size: int = 64) -> None:
         import torch
 
-        from .image import clip_space, load_clip, parse_clip_spec
+        from fusionrec.encoders.image import clip_space, load_clip, parse_clip_spec
 
         arch, checkpoint = parse_clip_spec(spec, model_dir)
         self._model, self._tokenizer = load_clip(arch, checkpoint)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import l2_normalize
+from fusionrec.encoders.base import l2_normalize
 
 
 class VectorPassThrough:

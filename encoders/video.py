@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Encoder, l2_normalize
-from .media import Video
+from fusionrec.encoders.base import Encoder, l2_normalize
+from fusionrec.encoders.media import Video
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Event models of every topic, the error tree and the dead-letter codes."""
 
-from .errors import (
+from fusionrec.schemas.errors import (
     ConfigError,
     EmbeddedStackError,
     EncoderError,
@@ -11,7 +11,7 @@ from .errors import (
     VectorIndexError,
     VectorStoreUnavailable,
 )
-from .events import (
+from fusionrec.schemas.events import (
     SCHEMA_VERSION,
     DeadLetter,
     Event,

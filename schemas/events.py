@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from .errors import ErrorCode, EventError
+from fusionrec.schemas.errors import ErrorCode, EventError
 
 SCHEMA_VERSION = 1
 MAX_VALUE = 1e6  # the largest |value| an interaction may carry (ratings, watch ratios, counts)

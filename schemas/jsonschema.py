@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .events import SCHEMA_VERSION, DeadLetter, Interaction, Item, Recommendation
+from fusionrec.schemas.events import SCHEMA_VERSION, DeadLetter, Interaction, Item, Recommendation
 
 MODELS: dict[str, type[BaseModel]] = {
     "item": Item,

@@ -1,12 +1,12 @@
 """Topics, clients, the Faust apps, the vector index and the embedded stack."""
 
-from .client import Publisher, Received, RecommendationConsumer, kafka_config
-from .embedded import EmbeddedStack
-from .index import ItemVector, MemoryVectorIndex, MilvusVectorIndex, VectorIndex, open_index
-from .media import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from .settings import Settings
-from .sinks import EventSink, FaustSink, MemorySink
-from .topics import TopicSpec, create_topics, topic_specs
+from fusionrec.streams.kafka.client import Publisher, Received, RecommendationConsumer, kafka_config
+from fusionrec.streams.embedded.stack import EmbeddedStack
+from fusionrec.streams.index import ItemVector, MemoryVectorIndex, MilvusVectorIndex, VectorIndex, open_index
+from fusionrec.encoders.media.fetch import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
+from fusionrec.streams.settings import Settings
+from fusionrec.streams.kafka.sinks import EventSink, FaustSink, MemorySink
+from fusionrec.streams.kafka.topics import TopicSpec, create_topics, topic_specs
 
 __all__ = [
     "EmbeddedStack",

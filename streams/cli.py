@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from fusionrec.schemas import FusionrecError
 
-from .settings import Settings
+from fusionrec.streams.settings import Settings
 
 app = typer.Typer(
     help="fusionrec: streaming multimodal recommendations on Kafka and Milvus.",
@@ -71,7 +71,7 @@ def worker(
     settings.require_milvus_uri()
     if role is Role.all:
         # Two processes, as in production: each role is its own Faust app and consumer group.
-        from .processes import WorkerProcess
+        from fusionrec.streams.embedded.processes import WorkerProcess
 
         procs = [WorkerProcess(r, settings.to_env(), log_path=settings.data_dir / "logs" / f"worker-{r}.log")
                  for r in ("encoder", "profiles")]
@@ -87,7 +87,7 @@ def worker(
         for p in procs:
             p.stop()
         return
-    from .app import run_worker
+    from fusionrec.streams.worker.app import run_worker
 
     run_worker(settings, role.value)
 
@@ -112,7 +112,7 @@ def _wait_for_signal(message: str, *, every: Callable[[], None] | None = None) -
 @app.command()
 def up() -> None:
     """Start the embedded stack (Tansu broker, milvus-lite, both workers) on loopback until Ctrl-C."""
-    from .embedded import EmbeddedStack
+    from fusionrec.streams.embedded.stack import EmbeddedStack
 
     settings = Settings()
     _setup_logging(settings)
@@ -138,7 +138,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 7,
 ) -> None:
     """Run the whole stream end to end on the embedded stack and measure the recommendations."""
-    from .demo import DemoConfig, run_demo
+    from fusionrec.streams.ops.demo import DemoConfig, run_demo
 
     settings = Settings()
     _setup_logging(settings)
@@ -159,8 +159,8 @@ def deadletters(
     """Show the dead-letter topic as a table; with --replay, re-publish the records after a fix."""
     from fusionrec.schemas import ErrorCode
 
-    from .deadletters import read_dead_letters
-    from .deadletters import replay as replay_letters
+    from fusionrec.streams.ops.deadletters import read_dead_letters
+    from fusionrec.streams.ops.deadletters import replay as replay_letters
 
     settings = Settings()
     try:
@@ -194,7 +194,7 @@ def deadletters(
 def kcat(ctx: typer.Context) -> None:
     """Run kcat against fusionrec's broker (-b from FUSIONREC_BOOTSTRAP_SERVERS unless given), with the
     librdkafka fusionrec ships, which talks to the embedded broker where older system builds cannot."""
-    from .kcat import run_kcat
+    from fusionrec.streams.ops.kcat import run_kcat
 
     raise typer.Exit(run_kcat(Settings(), ctx.args))
 
@@ -234,8 +234,8 @@ def recommend(
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the items, interactions, recommendations and dead-letter topics (existing ones are kept)."""
-    from .client import kafka_config
-    from .topics import create_topics, topic_specs
+    from fusionrec.streams.kafka.client import kafka_config
+    from fusionrec.streams.kafka.topics import create_topics, topic_specs
 
     settings = Settings()
     created = create_topics(kafka_config(settings), topic_specs(settings))
@@ -247,7 +247,7 @@ def topics_list() -> None:
     """List the broker's topics with partition counts."""
     from confluent_kafka.admin import AdminClient
 
-    from .client import kafka_config
+    from fusionrec.streams.kafka.client import kafka_config
 
     meta = AdminClient(kafka_config(Settings())).list_topics(timeout=10)
     table = Table("topic", "partitions")
@@ -274,9 +274,9 @@ def topics_describe() -> None:
     """fusionrec's topics: partitions and end offsets (read from fetches, right on every broker)."""
     from confluent_kafka.admin import AdminClient
 
-    from .client import kafka_config
-    from .replay import end_offsets
-    from .topics import topic_specs
+    from fusionrec.streams.kafka.client import kafka_config
+    from fusionrec.streams.ops.replay import end_offsets
+    from fusionrec.streams.kafka.topics import topic_specs
 
     settings = Settings()
     meta = AdminClient(kafka_config(settings)).list_topics(timeout=10)
@@ -300,8 +300,8 @@ def publish(
     """Validate every row of a file and publish the good ones; bad rows are listed with line numbers.
 
     Exits 1 when any row was rejected (the good rows are published all the same)."""
-    from .client import Publisher
-    from .files import read_rows, validate_rows
+    from fusionrec.streams.kafka.client import Publisher
+    from fusionrec.streams.ops.files import read_rows, validate_rows
 
     if kind not in ("items", "interactions"):
         raise typer.BadParameter("kind must be items or interactions")
@@ -329,7 +329,7 @@ def tail(
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many lists.")] = None,
 ) -> None:
     """Print recommendation lists as they arrive (Ctrl-C stops)."""
-    from .client import RecommendationConsumer
+    from fusionrec.streams.kafka.client import RecommendationConsumer
 
     settings = Settings()
     n = 0
@@ -348,7 +348,7 @@ def status(
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds over which events/s is measured.")] = 2.0,
 ) -> None:
     """Consumer lag per group and partition, events/s per topic, Milvus collections and model versions."""
-    from .status import collect
+    from fusionrec.streams.ops.status import collect
 
     report = collect(Settings(), interval_s=interval)
     lag = Table("group", "topic", "partition", "committed", "end", "lag", title="consumer lag")
@@ -375,7 +375,7 @@ def replay_export(
     until: Annotated[str | None, typer.Option(help="Only records with a timestamp before this ISO time.")] = None,
 ) -> None:
     """Write a topic range (keys, values, headers, timestamps, partitions) to a file."""
-    from .replay import export_topic
+    from fusionrec.streams.ops.replay import export_topic
 
     n = export_topic(Settings(), topic, out, since_ms=_ms(since), until_ms=_ms(until))
     console.print(f"exported {n} records from {topic} to {out}")
@@ -388,7 +388,7 @@ def replay_import(
     by_key: Annotated[bool, typer.Option("--by-key", help="Partition by key instead of keeping partitions.")] = False,
 ) -> None:
     """Publish an exported file back, with the original keys, headers and timestamps."""
-    from .replay import import_records, load_records
+    from fusionrec.streams.ops.replay import import_records, load_records
 
     n = import_records(Settings(), topic, load_records(path), keep_partitions=not by_key)
     console.print(f"imported {n} records into {topic}")
@@ -397,8 +397,8 @@ def replay_import(
 @replay_app.command("re-encode")
 def replay_reencode() -> None:
     """Encode the whole items topic into a new collection version, then switch serving to it."""
-    from .media import PolicyMediaFetcher
-    from .replay import reencode
+    from fusionrec.encoders.media.fetch import PolicyMediaFetcher
+    from fusionrec.streams.ops.replay import reencode
 
     settings = Settings()
     _setup_logging(settings)
@@ -415,7 +415,7 @@ def replay_profiles(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Prepare a new profile generation rebuilt from the interactions topic; the current one is kept."""
-    from .replay import rebuild_profiles
+    from fusionrec.streams.ops.replay import rebuild_profiles
 
     settings = Settings()
     if not yes:
@@ -450,9 +450,9 @@ def evaluate(
                                                "(a seeded sample; every event is learned).")] = 0.2,
 ) -> None:
     """Replay a real interaction log in time order against baselines; Markdown + JSON + PNG report."""
-    from .evaluation.datasets import load_dataset
-    from .evaluation.report import Summary, write
-    from .evaluation.run import EvalConfig, dataset_settings, evaluate as run_evaluation, settings_summary
+    from fusionrec.streams.evaluation.datasets import load_dataset
+    from fusionrec.streams.evaluation.report import Summary, write
+    from fusionrec.streams.evaluation.run import EvalConfig, dataset_settings, evaluate as run_evaluation, settings_summary
 
     settings = Settings()
     _setup_logging(settings)
@@ -500,7 +500,7 @@ def fusion_train(
 
     Uses the configured encoders (FUSIONREC_MODALITIES, *_MODEL); serve it with FUSIONREC_FUSION=learned
     FUSIONREC_FUSION_MODEL=<out>, then `fusionrec replay re-encode`."""
-    from .fusion_training import train_from_files
+    from fusionrec.streams.ops.fusion_training import train_from_files
 
     settings = Settings()
     _setup_logging(settings)

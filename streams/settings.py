@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from fusionrec.encoders import Encoder, Fusion
     from fusionrec.encoders.media import MediaLimits
 
-    from .media import MediaPolicy
+    from fusionrec.encoders.media.fetch import MediaPolicy
 
 
 class Settings(BaseSettings):
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     broker_flavor: Literal["kafka", "tansu"] = Field(
         default="kafka",
         description="FUSIONREC_BROKER_FLAVOR: `tansu` turns on the work-arounds for the local Tansu broker "
-        "(streams/tansu.py); set by the embedded stack, never needed with a real Kafka.",
+        "(streams/embedded/tansu.py); set by the embedded stack, never needed with a real Kafka.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="FUSIONREC_KAFKA_SECURITY_PROTOCOL: how clients and workers talk to Kafka."
@@ -273,7 +273,7 @@ class Settings(BaseSettings):
     def media_policy(self) -> MediaPolicy:
         from fusionrec.schemas import MediaKind
 
-        from .media import MediaPolicy
+        from fusionrec.encoders.media.fetch import MediaPolicy
 
         return MediaPolicy(
             media_root=self.media_root,

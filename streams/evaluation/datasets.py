@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fusionrec.schemas import ConfigError, InteractionType, Item, MediaKind, MediaRef
-from fusionrec.streams.files import read_rows, validate_rows
+from fusionrec.streams.ops.files import read_rows, validate_rows
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from fusionrec.agents.profile import ProfileState
 from fusionrec.agents.recommend import Recommender
 from fusionrec.schemas import ConfigError
 
-from .datasets import Event
+from fusionrec.streams.evaluation.datasets import Event
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .datasets import Event
-from .metrics import KS, coverage, score_list
-from .models import Model
+from fusionrec.streams.evaluation.datasets import Event
+from fusionrec.streams.evaluation.metrics import KS, coverage, score_list
+from fusionrec.streams.evaluation.models import Model
 
 COLD = 5  # an item (user) with fewer training interactions than this is cold
 SLICES = ("all", "cold_items", "cold_users")

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import KS, Estimate, estimate, metric_names, ratio_interval, user_bootstrap_weights
-from .protocols import SLICES, Outcome
-from .run import COLLABORATIVE, Evaluation
+from fusionrec.streams.evaluation.metrics import KS, Estimate, estimate, metric_names, ratio_interval, user_bootstrap_weights
+from fusionrec.streams.evaluation.protocols import SLICES, Outcome
+from fusionrec.streams.evaluation.run import COLLABORATIVE, Evaluation
 
 HEADLINE = ("recall@20", "ndcg@20", "hit@20", "mrr")
 METRICS = metric_names(KS)

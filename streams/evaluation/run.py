@@ -18,14 +18,14 @@ from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.encoders import EarlyFusion, Encoder, make_blocks
 from fusionrec.encoders.fusion import co_consumption_pairs, train_learned_fusion
 from fusionrec.schemas import ConfigError
-from fusionrec.streams.catalogue import encode_catalogue
-from fusionrec.streams.engine import build_recommender, rank_weights
+from fusionrec.streams.ops.catalogue import encode_catalogue
+from fusionrec.streams.build import build_recommender, rank_weights
 from fusionrec.streams.index import ItemVector, MemoryVectorIndex
 from fusionrec.streams.settings import Settings
 
-from .datasets import Dataset, Event
-from .models import ALS, Catalog, EngineModel, ItemKNN, Model, MostPopular, RecentPopular
-from .protocols import Outcome, Split, global_split, labelled_split, prequential, temporal_split
+from fusionrec.streams.evaluation.datasets import Dataset, Event
+from fusionrec.streams.evaluation.models import ALS, Catalog, EngineModel, ItemKNN, Model, MostPopular, RecentPopular
+from fusionrec.streams.evaluation.protocols import Outcome, Split, global_split, labelled_split, prequential, temporal_split
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fusionrec.schemas import Interaction, Item, Recommendation
-from fusionrec.streams.processes import free_port
+from fusionrec.streams.embedded.processes import free_port
 from fusionrec.streams import EmbeddedStack, Publisher, RecommendationConsumer, Settings, open_index
 
 pytestmark = pytest.mark.integration

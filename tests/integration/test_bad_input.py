@@ -23,10 +23,10 @@ from fusionrec.schemas import ErrorCode as E
 from fusionrec.schemas import Interaction, Item
 from fusionrec.agents.routing import MAX_ORIGINAL_BYTES
 from fusionrec.streams import kafka_config
-from fusionrec.streams.deadletters import originals, read_dead_letters, replay
-from fusionrec.streams.kcat import run_kcat
+from fusionrec.streams.ops.deadletters import originals, read_dead_letters, replay
+from fusionrec.streams.ops.kcat import run_kcat
 
-from tests.media import mp4, png, wav
+from fusionrec.testing.media import mp4, png, wav
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import pytest
 
 from fusionrec.encoders import load_text_encoder
 from fusionrec.streams import open_index
-from tests.unit.test_contract_encoders import ODD_TEXTS, TEXTS, check_encoder_contract
-from tests.unit.test_contract_index import check_vector_index_contract
+from tests.unit.encoders.test_contract import ODD_TEXTS, TEXTS, check_encoder_contract
+from tests.unit.streams.index.test_contract import check_vector_index_contract
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fusionrec.streams import EmbeddedStack, ItemVector, Settings, open_index
-from fusionrec.streams.processes import free_port
+from fusionrec.streams.embedded.processes import free_port
 
 from .conftest import Driver
 

@@ -12,9 +12,9 @@ import pytest
 
 from fusionrec.encoders.media import decode_media
 from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef
-from fusionrec.streams.media import MediaPolicy, PartReader, PolicyMediaFetcher
-from tests.http_server import MediaServer
-from tests.media import audio_file, long_video, png
+from fusionrec.encoders.media.fetch import MediaPolicy, PartReader, PolicyMediaFetcher
+from fusionrec.testing.http_server import MediaServer
+from fusionrec.testing.media import audio_file, long_video, png
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,7 @@ def test_ranges_follow_a_redirect_and_pictures_are_fetched_whole(film, served, t
 
 
 def test_a_host_is_looked_up_once_per_connection_and_connected_to_at_the_address_checked(film, served, monkeypatch):
-    import fusionrec.streams.media as fetching
+    import fusionrec.encoders.media.fetch as fetching
 
     data, _ = film
     monkeypatch.setattr(fetching, "_public", lambda address: address == "127.0.0.1")  # the server stands in for a CDN

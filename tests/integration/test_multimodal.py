@@ -14,8 +14,8 @@ from fusionrec.agents.encode_items import ItemEncoder
 from fusionrec.encoders.fusion import query_transform
 from fusionrec.schemas import Item
 from fusionrec.streams import MemoryVectorIndex
-from fusionrec.streams.media import PolicyMediaFetcher
-from tests.media import crop, mp4, noise_wav, other_photo, photo, speech
+from fusionrec.encoders.media.fetch import PolicyMediaFetcher
+from fusionrec.testing.media import crop, mp4, noise_wav, other_photo, photo, speech
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from confluent_kafka import Producer
 
 from fusionrec.schemas import Item
 from fusionrec.streams import kafka_config, open_index
-from fusionrec.streams.replay import load_records, read_topic
-from fusionrec.streams.topics import TopicSpec, create_topics
+from fusionrec.streams.ops.replay import load_records, read_topic
+from fusionrec.streams.kafka.topics import TopicSpec, create_topics
 
-from fusionrec.streams.processes import WorkerProcess
+from fusionrec.streams.embedded.processes import WorkerProcess
 
 from .conftest import run_cli
 

@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import Producer
 
 from fusionrec.streams import kafka_config
-from fusionrec.streams.tansu import fetched_highwaters
-from fusionrec.streams.topics import TopicSpec, create_topics
+from fusionrec.streams.embedded.tansu import fetched_highwaters
+from fusionrec.streams.kafka.topics import TopicSpec, create_topics
 
 pytestmark = pytest.mark.integration
 

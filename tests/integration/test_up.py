@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fusionrec.streams.processes import free_port
+from fusionrec.streams.embedded.processes import free_port
 
 pytestmark = pytest.mark.integration
 

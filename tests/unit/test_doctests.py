@@ -5,10 +5,12 @@ import doctest
 import pytest
 
 from fusionrec.agents import emission, encode_items, profile, ranking, recommend, stats
-from fusionrec.encoders import base, color, fusion, hashing, media
+from fusionrec.encoders import base, fusion, hashing, media
+from fusionrec.encoders.media import color
 from fusionrec.schemas import events
-from fusionrec.streams import embedded, index
-from fusionrec.streams import media as fetching
+from fusionrec.streams import index
+from fusionrec.streams.embedded import stack as embedded
+from fusionrec.encoders.media import fetch as fetching
 
 
 @pytest.mark.parametrize("module", [profile, ranking, recommend, stats, emission, encode_items, base, hashing, fusion, media, color, fetching,

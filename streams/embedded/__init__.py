@@ -1,0 +1,1 @@
+"""The local stack: the Tansu broker, Milvus processes and worker supervision."""

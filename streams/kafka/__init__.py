@@ -1,0 +1,1 @@
+"""Kafka clients for apps and operators: publisher, consumer, topics, sinks."""

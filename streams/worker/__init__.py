@@ -1,0 +1,1 @@
+"""The Faust worker: the app, its agents' wiring, the views feeder and the Faust work-arounds."""
