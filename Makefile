@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-unit test-integration up evaluate clean
+.PHONY: install demo lint test test-unit test-integration up evaluate clean
 
 install: $(STAMP)
 
@@ -27,7 +27,11 @@ ML100K ?= ../shared/data/movielens-100k
 evaluate: $(STAMP)
 	$(BIN)/fusionrec evaluate --dataset movielens-100k --data-dir $(ML100K)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Lint first: CI runs this target, so a lint error fails it before the suite starts.
+test: lint
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)

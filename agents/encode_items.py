@@ -13,15 +13,21 @@ from typing import Any
 
 import numpy as np
 
+from fusionrec.agents.ports import EventSink, ItemVector, MediaFetcher, VectorIndex
+from fusionrec.agents.routing import dead_letter, internal_error, retry_unavailable, send_letter
 from fusionrec.encoders import Encoder, Fusion
 from fusionrec.encoders.base import batches
 from fusionrec.encoders.media import MediaLimits, decode_media
-from fusionrec.schemas import EncoderError, ErrorCode, EventError, Item, VectorIndexError, VectorStoreUnavailable, check_not_ahead, decode
-from fusionrec.streams.index import ItemVector, VectorIndex
-from fusionrec.encoders.media.fetch import MediaFetcher
-from fusionrec.streams.kafka.sinks import EventSink
-
-from fusionrec.agents.routing import dead_letter, internal_error, retry_unavailable, send_letter
+from fusionrec.schemas import (
+    EncoderError,
+    ErrorCode,
+    EventError,
+    Item,
+    VectorIndexError,
+    VectorStoreUnavailable,
+    check_not_ahead,
+    decode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +159,9 @@ class ItemEncoder:
                 out[i] = EventError(ErrorCode.ENCODE_FAILED, f"{name}: {exc}")
         return out
 
-    def vectors(self, prepared: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, EventError]]:
+    def vectors(
+        self, prepared: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, EventError]]:
         """Each item's modality vectors (a batch per modality); and the items an encoder failed on."""
         parts: dict[str, dict[str, np.ndarray]] = {i: {} for i in prepared}
         failed: dict[str, EventError] = {}

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from fusionrec.agents.ports import EventSink
 from fusionrec.schemas import DeadLetter, ErrorCode, EventError, VectorIndexError, VectorStoreUnavailable
-from fusionrec.streams.kafka.sinks import EventSink
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-HERE = Path(__file__).parent
-
 from fusionrec.encoders.audio import LibrosaAudioEncoder
-from fusionrec.encoders.media import MediaLimits, _mono, decode_audio, decode_media
-from fusionrec.schemas import MediaKind, MediaRef
+from fusionrec.encoders.media import MediaLimits, decode_audio, decode_media
+from fusionrec.encoders.media.audio import to_mono
 from fusionrec.encoders.media.fetch import MediaPolicy, PartReader, PolicyMediaFetcher
+from fusionrec.schemas import MediaKind, MediaRef
 from fusionrec.testing.media import audio_file
+
+HERE = Path(__file__).parent
 
 RATE = 44_100
 FORMATS = ("wav", "flac", "ogg", "mp3", "m4a")
@@ -61,7 +62,7 @@ def by_libsndfile(data: bytes) -> np.ndarray:
     import soundfile
 
     with soundfile.SoundFile(io.BytesIO(data)) as f:
-        return _mono(f.read(dtype="float32", always_2d=True), f.samplerate, MediaLimits().max_audio_s)
+        return to_mono(f.read(dtype="float32", always_2d=True), f.samplerate, MediaLimits().max_audio_s)
 
 
 def read_in_place(data: bytes, fmt: str) -> int:

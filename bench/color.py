@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-HERE = Path(__file__).parent
-
 from fusionrec.encoders import load_encoders
 from fusionrec.encoders.media import MediaLimits, decode_image, decode_video
 from fusionrec.testing.media import cmyk_profile, grey_profile, hevc_video, in_p3, p3_profile, printed, separated, srgb_light
+
+HERE = Path(__file__).parent
 
 LIMITS = MediaLimits(video_frames=8, frame_size=224)
 FRAMES = 16
@@ -101,14 +101,17 @@ def main() -> None:
         cases = {  # what the picture shows, its file without and with its profile
             "P3": (picture, jpeg(in_p3(picture)), jpeg(in_p3(picture), icc_profile=p3)),
             "CMYK": (printed(inks), jpeg(inks, "CMYK"), jpeg(inks, "CMYK", icc_profile=press)),
-            "grey": (np.repeat(grey[..., None], 3, axis=-1), jpeg(on_gamma(grey, 1.8)), jpeg(on_gamma(grey, 1.8), icc_profile=gamma18)),
+            "grey": (np.repeat(grey[..., None], 3, axis=-1), jpeg(on_gamma(grey, 1.8)),
+                     jpeg(on_gamma(grey, 1.8), icc_profile=gamma18)),
         }
         for space, (shown, plain_file, profiled_file) in cases.items():
             seen = [decode_image(plain_file), decode_image(profiled_file), decode_image(jpeg(shown))]
-            print(f"{name:>14} {space:>5} " + " ".join(f"{c:{w}.4f}" for c, w in zip(cosines(shown, seen), (12, 9, 9), strict=True)))
+            row = zip(cosines(shown, seen), (12, 9, 9), strict=True)
+            print(f"{name:>14} {space:>5} " + " ".join(f"{c:{w}.4f}" for c, w in row))
     phone = np.asarray(Image.fromarray(photos["china"]).resize((4032, 3024)))
     for space, plain_file, profiled_file in [("P3", jpeg(in_p3(phone)), jpeg(in_p3(phone), icc_profile=p3)),
-                                             ("CMYK", jpeg(separated(phone), "CMYK"), jpeg(separated(phone), "CMYK", icc_profile=press))]:
+                                             ("CMYK", jpeg(separated(phone), "CMYK"),
+                                              jpeg(separated(phone), "CMYK", icc_profile=press))]:
         plain, managed = cpu_ms(decode_image, [plain_file, profiled_file], args.repeat)
         print(f"  12 MP {space} JPEG (4032x3024, decoded at an eighth): {plain:.1f} CPU ms without its profile, "
               f"{managed:.1f} with it: {managed - plain:.1f} ms the conversion")

@@ -53,16 +53,20 @@ import numpy as np
 from tqdm import tqdm
 
 from fusionrec.agents.encode_items import ItemEncoder, chunk_size
+from fusionrec.agents.ports import MediaFetcher
 from fusionrec.encoders import load_encoders, make_fusion
 from fusionrec.encoders.base import batches
 from fusionrec.encoders.media import MediaLimits
+from fusionrec.encoders.media.fetch import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 from fusionrec.schemas import Item
 from fusionrec.streams.index import MemoryVectorIndex
-from fusionrec.encoders.media.fetch import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 
 HERE = Path(__file__).parent
-WORDS = ("jazz trumpet piano night city rain coffee story space rocket garden bread river mountain summer "
-         "winter guitar drum voice film dance light dark ocean forest child dream road train fire gold").split()
+WORDS = [
+    "jazz", "trumpet", "piano", "night", "city", "rain", "coffee", "story", "space", "rocket", "garden",
+    "bread", "river", "mountain", "summer", "winter", "guitar", "drum", "voice", "film", "dance", "light",
+    "dark", "ocean", "forest", "child", "dream", "road", "train", "fire", "gold",
+]
 
 
 def photo_sources() -> list[Any]:

@@ -6,12 +6,13 @@ link, as the fetcher did before.
 
     .venv/bin/python bench/fetch.py [--fetches 300] [--kb 50]
 
-A server on a loopback port (`tests/http_server.py`, keep-alive, as a CDN) serves one picture; HTTPS
-uses a certificate made for the run with the `openssl` command (its rows are left out where there is
-none), trusted beside the usual CA bundle (certifi's, which httpx loads for every client it makes,
-plain HTTP too: that alone costs 20-25 ms of CPU). Each row is the CPU time of the fetching thread and the wall time per fetch, best of
---rounds rounds, the two ways taking turns, with the connections the server saw in the last round.
-The server runs in the same process on other threads: its CPU is not counted.
+A server on a loopback port (`fusionrec.testing.http_server`, keep-alive, as a CDN) serves one
+picture; HTTPS uses a certificate made for the run with the `openssl` command (its rows are left out
+where there is none), trusted beside the usual CA bundle (certifi's, which httpx loads for every
+client it makes, plain HTTP too: that alone costs 20-25 ms of CPU). Each row is the CPU time of the
+fetching thread and the wall time per fetch, best of --rounds rounds, the two ways taking turns,
+with the connections the server saw in the last round. The server runs in the same process on
+other threads: its CPU is not counted.
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tqdm import tqdm
-
-HERE = Path(__file__).parent
-
 import certifi
 import httpx
+from tqdm import tqdm
 
-from fusionrec.schemas import MediaKind, MediaRef
 from fusionrec.encoders.media.fetch import MediaPolicy, PolicyMediaFetcher
+from fusionrec.schemas import MediaKind, MediaRef
 from fusionrec.testing.http_server import MediaServer
+
+HERE = Path(__file__).parent
 
 
 class ClientPerFetch(PolicyMediaFetcher):

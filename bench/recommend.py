@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from fusionrec.agents.engine import Recommender, Views
 from fusionrec.agents.profile import ProfileModel, ProfileState
-from fusionrec.agents.recommend import Recommender, Views
 from fusionrec.schemas import Interaction
-from fusionrec.streams.index import ItemVector, open_index
 from fusionrec.streams.embedded.processes import MilvusLiteServer, free_port
+from fusionrec.streams.index import ItemVector, open_index
 
 
 def pct(values: list[float], q: float) -> float:

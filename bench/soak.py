@@ -31,8 +31,8 @@ from tqdm import tqdm
 
 from fusionrec.schemas import Interaction, Item
 from fusionrec.streams import EmbeddedStack, Publisher, RecommendationConsumer, Settings, kafka_config, open_index
-from fusionrec.streams.ops.deadletters import read_dead_letters
 from fusionrec.streams.embedded.processes import free_port
+from fusionrec.streams.ops.deadletters import read_dead_letters
 from fusionrec.streams.ops.status import collect
 
 WORDS = ["jazz trumpet", "mountain bike", "sourdough bread", "chess set", "garden roses", "space opera",
@@ -145,7 +145,8 @@ def main() -> None:
                     q = statistics.quantiles(window, n=20) if len(window) >= 2 else [float("nan")] * 19
                     samples.append({
                         "t_s": now - start, "rss_mb": {k: rss_mb(p) for k, p in processes(stack).items()},
-                        "lag": lag, "lists": len(window), "p50_ms": 1000 * (statistics.median(window) if window else float("nan")),
+                        "lag": lag, "lists": len(window),
+                        "p50_ms": 1000 * (statistics.median(window) if window else float("nan")),
                         "p95_ms": 1000 * q[18], "restarts": sum(w.restarts for w in stack.workers),
                     })
                     stack.keep_alive()

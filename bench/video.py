@@ -29,16 +29,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from encode import make_video, photo_sources  # bench/encode.py's videos
 from tqdm import tqdm
 
-HERE = Path(__file__).parent
-
-from encode import make_video, photo_sources  # bench/encode.py's videos
-
 from fusionrec.encoders.media import MediaLimits, Video, decode_media, decode_video
-from fusionrec.schemas import MediaKind, MediaRef
 from fusionrec.encoders.media.fetch import MediaPolicy, PartReader, PolicyMediaFetcher
+from fusionrec.schemas import MediaKind, MediaRef
 from fusionrec.testing.http_server import MediaServer
+
+HERE = Path(__file__).parent
 
 LIMITS = MediaLimits(frame_size=224)
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusionrec.schemas import ConfigError, EncoderError
-
 from fusionrec.encoders.base import encode_in_chunks, resolve_device, to_host
 from fusionrec.encoders.media import SAMPLE_RATE, Clip
+from fusionrec.schemas import ConfigError, EncoderError
 
 logger = logging.getLogger(__name__)
 

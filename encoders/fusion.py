@@ -29,9 +29,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from fusionrec.schemas import ConfigError
-
 from fusionrec.encoders.base import Encoder, l2_normalize
+from fusionrec.schemas import ConfigError
 
 logger = logging.getLogger(__name__)
 

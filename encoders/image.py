@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fusionrec.schemas import ConfigError
-
 from fusionrec.encoders.base import encode_in_chunks, resolve_device, to_host
+from fusionrec.schemas import ConfigError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -73,10 +72,7 @@ def resize(squares: torch.Tensor, size: int) -> torch.Tensor:
     """
     if squares.shape[-1] == size:
         return squares
-    if squares.device.type == "cpu":
-        squares = squares.contiguous(memory_format=torch.channels_last)
-    else:
-        squares = squares.float()
+    squares = squares.contiguous(memory_format=torch.channels_last) if squares.device.type == "cpu" else squares.float()
     return torch.nn.functional.interpolate(squares, size=(size, size), mode="bilinear", antialias=True,
                                            align_corners=False)
 

@@ -6,10 +6,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from fusionrec.schemas import ConfigError
-
 from fusionrec.encoders.base import Encoder, TextEncoder
 from fusionrec.encoders.hashing import HashingTextEncoder
+from fusionrec.schemas import ConfigError
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusionrec.schemas import EncoderError
-
 from fusionrec.encoders.base import encode_in_chunks, l2_normalize, resolve_device, to_host
+from fusionrec.schemas import EncoderError
 
 logger = logging.getLogger(__name__)
 

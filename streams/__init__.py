@@ -1,12 +1,14 @@
 """Topics, clients, the Faust apps, the vector index and the embedded stack."""
 
-from fusionrec.streams.kafka.client import Publisher, Received, RecommendationConsumer, kafka_config
+from fusionrec.agents.ports import EventSink, MediaFetcher
+from fusionrec.encoders.media.fetch import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
 from fusionrec.streams.embedded.stack import EmbeddedStack
 from fusionrec.streams.index import ItemVector, MemoryVectorIndex, MilvusVectorIndex, VectorIndex, open_index
-from fusionrec.encoders.media.fetch import MediaFetcher, MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
-from fusionrec.streams.settings import Settings
-from fusionrec.streams.kafka.sinks import EventSink, FaustSink, MemorySink
+from fusionrec.streams.kafka.client import Publisher, Received, RecommendationConsumer
+from fusionrec.streams.kafka.config import kafka_config
+from fusionrec.streams.kafka.sinks import FaustSink, MemorySink
 from fusionrec.streams.kafka.topics import TopicSpec, create_topics, topic_specs
+from fusionrec.streams.settings import Settings
 
 __all__ = [
     "EmbeddedStack",

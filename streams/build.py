@@ -1,15 +1,59 @@
-"""Building the profile engine from settings: one place, used by the profile worker and by
-``fusionrec evaluate``, so what is evaluated is what runs."""
+"""Building objects from settings, in one place: the encoders, the fusion, the media policy and the
+profile engine. The workers, the operator jobs and ``fusionrec evaluate`` all build here, so what is
+evaluated is what runs; ``Settings`` itself stays plain data."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from fusionrec.agents.engine import Recommender, Views
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel
 from fusionrec.agents.ranking import Filters, RankWeights
-from fusionrec.agents.recommend import Recommender, Views
 from fusionrec.agents.stats import ItemStats
-
+from fusionrec.encoders import Encoder, Fusion
+from fusionrec.encoders.media import MediaLimits
+from fusionrec.encoders.media.fetch import MediaPolicy
+from fusionrec.schemas import MediaKind
 from fusionrec.streams.index import VectorIndex
 from fusionrec.streams.settings import Settings
+
+
+def media_policy(settings: Settings) -> MediaPolicy:
+    return MediaPolicy(
+        media_root=settings.media_root,
+        allow_http=settings.media_allow_http,
+        allow_private_hosts=settings.media_allow_private_hosts,
+        timeout_s=settings.media_timeout_s,
+        retries=settings.media_retries,
+        max_bytes={
+            MediaKind.IMAGE: settings.max_image_bytes,
+            MediaKind.AUDIO: settings.max_audio_bytes,
+            MediaKind.VIDEO: settings.max_video_bytes,
+        },
+    )
+
+
+def media_limits(settings: Settings) -> MediaLimits:
+    return MediaLimits(max_audio_s=settings.max_audio_s, audio_windows=settings.audio_windows,
+                       max_video_s=settings.max_video_s, video_frames=settings.video_frames)
+
+
+def load_encoders(settings: Settings) -> dict[str, Encoder]:
+    """The configured encoders (models load here: only encoder workers and tools call this)."""
+    from fusionrec.encoders import load_encoders as load
+
+    return load(
+        settings.modalities, text_model=settings.text_model, image_model=settings.image_model,
+        audio_model=settings.audio_model, vector_dims=settings.vector_dims, model_dir=settings.model_dir,
+        device=settings.device, batch_size=settings.encode_batch_size, threads=settings.torch_threads,
+        compile=settings.compile_models,
+    )
+
+
+def make_fusion(settings: Settings, encoders: Mapping[str, Encoder]) -> Fusion:
+    from fusionrec.encoders import make_fusion as make
+
+    return make(settings.fusion, encoders, weights=settings.fusion_weights, model=settings.fusion_model)
 
 
 def profile_config(settings: Settings) -> ProfileConfig:

@@ -18,7 +18,6 @@ from rich.table import Table
 from tqdm import tqdm
 
 from fusionrec.schemas import FusionrecError
-
 from fusionrec.streams.settings import Settings
 
 app = typer.Typer(
@@ -158,7 +157,6 @@ def deadletters(
 ) -> None:
     """Show the dead-letter topic as a table; with --replay, re-publish the records after a fix."""
     from fusionrec.schemas import ErrorCode
-
     from fusionrec.streams.ops.deadletters import read_dead_letters
     from fusionrec.streams.ops.deadletters import replay as replay_letters
 
@@ -234,7 +232,7 @@ def recommend(
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the items, interactions, recommendations and dead-letter topics (existing ones are kept)."""
-    from fusionrec.streams.kafka.client import kafka_config
+    from fusionrec.streams.kafka.config import kafka_config
     from fusionrec.streams.kafka.topics import create_topics, topic_specs
 
     settings = Settings()
@@ -247,7 +245,7 @@ def topics_list() -> None:
     """List the broker's topics with partition counts."""
     from confluent_kafka.admin import AdminClient
 
-    from fusionrec.streams.kafka.client import kafka_config
+    from fusionrec.streams.kafka.config import kafka_config
 
     meta = AdminClient(kafka_config(Settings())).list_topics(timeout=10)
     table = Table("topic", "partitions")
@@ -274,8 +272,8 @@ def topics_describe() -> None:
     """fusionrec's topics: partitions and end offsets (read from fetches, right on every broker)."""
     from confluent_kafka.admin import AdminClient
 
-    from fusionrec.streams.kafka.client import kafka_config
-    from fusionrec.streams.ops.replay import end_offsets
+    from fusionrec.streams.kafka.config import kafka_config
+    from fusionrec.streams.kafka.reader import end_offsets
     from fusionrec.streams.kafka.topics import topic_specs
 
     settings = Settings()
@@ -398,12 +396,13 @@ def replay_import(
 def replay_reencode() -> None:
     """Encode the whole items topic into a new collection version, then switch serving to it."""
     from fusionrec.encoders.media.fetch import PolicyMediaFetcher
+    from fusionrec.streams.build import load_encoders, media_policy
     from fusionrec.streams.ops.replay import reencode
 
     settings = Settings()
     _setup_logging(settings)
-    with PolicyMediaFetcher(settings.media_policy()) as fetcher:
-        r = reencode(settings, encoders=settings.load_encoders(), fetcher=fetcher)
+    with PolicyMediaFetcher(media_policy(settings)) as fetcher:
+        r = reencode(settings, encoders=load_encoders(settings), fetcher=fetcher)
     console.print(f"re-encoded {r.records} item records: {r.stored} stored, {r.failed} refused, "
                   f"{r.caught_up} caught up after the switch; {settings.collection} now serves {r.current} "
                   f"(was {r.previous}, kept)")
@@ -452,7 +451,8 @@ def evaluate(
     """Replay a real interaction log in time order against baselines; Markdown + JSON + PNG report."""
     from fusionrec.streams.evaluation.datasets import load_dataset
     from fusionrec.streams.evaluation.report import Summary, write
-    from fusionrec.streams.evaluation.run import EvalConfig, dataset_settings, evaluate as run_evaluation, settings_summary
+    from fusionrec.streams.evaluation.run import EvalConfig, dataset_settings, settings_summary
+    from fusionrec.streams.evaluation.run import evaluate as run_evaluation
 
     settings = Settings()
     _setup_logging(settings)

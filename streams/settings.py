@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.schemas import InteractionType
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from fusionrec.encoders import Encoder, Fusion
-    from fusionrec.encoders.media import MediaLimits
-
-    from fusionrec.encoders.media.fetch import MediaPolicy
 
 
 class Settings(BaseSettings):
@@ -56,7 +48,9 @@ class Settings(BaseSettings):
     )
     milvus_token: SecretStr = Field(default=SecretStr(""), description="FUSIONREC_MILVUS_TOKEN: `user:password` or API key.")
     collection: str = Field(default="fusionrec_items", description="FUSIONREC_COLLECTION: Milvus collection of item vectors.")
-    data_dir: Path = Field(default=Path(".fusionrec"), description="FUSIONREC_DATA_DIR: embedded Milvus data, worker state, logs.")
+    data_dir: Path = Field(
+        default=Path(".fusionrec"), description="FUSIONREC_DATA_DIR: embedded Milvus data, worker state, logs."
+    )
 
     items_topic: str = Field(default="fusionrec.items", description="FUSIONREC_ITEMS_TOPIC (key: item id).")
     interactions_topic: str = Field(
@@ -178,12 +172,16 @@ class Settings(BaseSettings):
         default=20, ge=2, description="FUSIONREC_COOCCURRENCE_WINDOW: a user's last N items that count as chosen "
         "together.",
     )
-    weight_content: float = Field(default=1.0, ge=0, description="FUSIONREC_WEIGHT_CONTENT: ranking weight of content similarity.")
+    weight_content: float = Field(
+        default=1.0, ge=0, description="FUSIONREC_WEIGHT_CONTENT: ranking weight of content similarity."
+    )
     weight_cooccurrence: float = Field(
         default=0.6, ge=0, description="FUSIONREC_WEIGHT_COOCCURRENCE: ranking weight of co-occurrence."
     )
     weight_popularity: float = Field(default=0.25, ge=0, description="FUSIONREC_WEIGHT_POPULARITY: ranking weight of popularity.")
-    weight_freshness: float = Field(default=0.1, ge=0, description="FUSIONREC_WEIGHT_FRESHNESS: ranking weight of item freshness.")
+    weight_freshness: float = Field(
+        default=0.1, ge=0, description="FUSIONREC_WEIGHT_FRESHNESS: ranking weight of item freshness."
+    )
     weight_newness: float = Field(
         default=0.0, ge=0, description="FUSIONREC_WEIGHT_NEWNESS: an item first chosen just now counts up to 1 + this "
         "times its popularity (new releases catching on); 0 = no boost.",
@@ -269,45 +267,6 @@ class Settings(BaseSettings):
         default=100, ge=1, description="FUSIONREC_LOCAL_FETCH_WAIT_MS: fetch wait against Tansu (which sleeps it out)."
     )
     log_level: str = Field(default="INFO", description="FUSIONREC_LOG_LEVEL.")
-
-    def media_policy(self) -> MediaPolicy:
-        from fusionrec.schemas import MediaKind
-
-        from fusionrec.encoders.media.fetch import MediaPolicy
-
-        return MediaPolicy(
-            media_root=self.media_root,
-            allow_http=self.media_allow_http,
-            allow_private_hosts=self.media_allow_private_hosts,
-            timeout_s=self.media_timeout_s,
-            retries=self.media_retries,
-            max_bytes={
-                MediaKind.IMAGE: self.max_image_bytes,
-                MediaKind.AUDIO: self.max_audio_bytes,
-                MediaKind.VIDEO: self.max_video_bytes,
-            },
-        )
-
-    def media_limits(self) -> MediaLimits:
-        from fusionrec.encoders.media import MediaLimits
-
-        return MediaLimits(max_audio_s=self.max_audio_s, audio_windows=self.audio_windows, max_video_s=self.max_video_s,
-                           video_frames=self.video_frames)
-
-    def load_encoders(self) -> dict[str, Encoder]:
-        """The configured encoders (models load here: only encoder workers and tools call this)."""
-        from fusionrec.encoders import load_encoders
-
-        return load_encoders(
-            self.modalities, text_model=self.text_model, image_model=self.image_model, audio_model=self.audio_model,
-            vector_dims=self.vector_dims, model_dir=self.model_dir, device=self.device,
-            batch_size=self.encode_batch_size, threads=self.torch_threads, compile=self.compile_models,
-        )
-
-    def make_fusion(self, encoders: Mapping[str, Encoder]) -> Fusion:
-        from fusionrec.encoders import make_fusion
-
-        return make_fusion(self.fusion, encoders, weights=self.fusion_weights, model=self.fusion_model)
 
     def app_id(self, role: str) -> str:
         """The Faust app id (= consumer group, prefix of its table topics) of ``role``."""

@@ -146,7 +146,7 @@ def to_srgb(img: Image, icc: bytes | None) -> Image:
     Pillow does (CMYK as ideal inks), as browsers show untagged CMYK."""
     if img.mode not in _MANAGED_MODES:
         img = img.convert("RGB")
-    transform = _srgb_transform(bytes(icc), img.mode) if icc else None
+    transform = srgb_transform(bytes(icc), img.mode) if icc else None
     if transform is None:
         return img if img.mode == "RGB" else img.convert("RGB")
     from PIL import ImageCms
@@ -158,7 +158,7 @@ _MANAGED_MODES = ("RGB", "L", "CMYK")
 
 
 @functools.lru_cache(maxsize=64)  # a service sees few distinct profiles (every iPhone photo carries the same)
-def _srgb_transform(icc: bytes, mode: str = "RGB") -> Any:
+def srgb_transform(icc: bytes, mode: str = "RGB") -> Any:
     """LittleCMS's transform from the profile ``icc`` of a ``mode`` picture to sRGB RGB, or None where
     LittleCMS cannot read the profile, it is not one for ``mode`` pictures, or (RGB and grey) it
     would change no colour by more than a level from sRGB: most web pictures carry an sRGB profile,

@@ -1,11 +1,12 @@
 """Fetching item media behind one interface, under one policy.
 
-``PolicyMediaFetcher`` enforces what an operator allows: ``file://`` only below a configured media
-root (no traversal, no symlink escape), ``http(s)://`` with a timeout, a byte limit per modality and,
-unless explicitly allowed, no loopback, private, link-local or reserved addresses. Those are checked
-where each connection is opened, on every address the host's name resolves to, and the connection
-goes to a checked address (:class:`_CheckedBackend`), redirects included. ``MemoryMediaFetcher`` is
-its twin. Every refusal is an :class:`EventError` with the dead-letter code that says why.
+``PolicyMediaFetcher``, the ``MediaFetcher`` port's implementation, enforces what an operator
+allows: ``file://`` only below a configured media root (no traversal, no symlink escape),
+``http(s)://`` with a timeout, a byte limit per modality and, unless explicitly allowed, no
+loopback, private, link-local or reserved addresses. Those are checked where each connection is
+opened, on every address the host's name resolves to, and the connection goes to a checked address
+(:class:`_CheckedBackend`), redirects included. ``MemoryMediaFetcher`` is its twin. Every refusal is
+an :class:`EventError` with the dead-letter code that says why.
 
 Audio and video larger than a megabyte are not downloaded whole where they can be read in parts: a
 ``file://`` clip is read in place, and an ``http(s)://`` one by byte ranges when its server serves
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 from urllib.parse import unquote, urlsplit
 from urllib.request import getproxies
 
@@ -50,13 +51,6 @@ DEFAULT_MAX_BYTES: Mapping[MediaKind, int] = {
 BLOCK_BYTES = 256 * 1024
 FILE_BLOCK_BYTES = 32 * 1024
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
-
-class MediaFetcher(Protocol):
-    def fetch(self, kind: MediaKind, ref: MediaRef) -> bytes | BinaryIO:
-        """The media's bytes, or a seekable binary file of them, of which the decoders read only what
-        they sample; the caller closes it."""
-        ...
 
 
 def _too_large(kind: MediaKind, size: int, limit: int) -> EventError:

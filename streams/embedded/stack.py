@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 from types import TracebackType
 
-from fusionrec.streams.kafka.client import kafka_config
 from fusionrec.streams.embedded.processes import MilvusLiteServer, WorkerProcess, free_port
-from fusionrec.streams.settings import Settings
 from fusionrec.streams.embedded.tansu import TansuBroker
+from fusionrec.streams.kafka.config import kafka_config
 from fusionrec.streams.kafka.topics import create_topics, topic_specs
+from fusionrec.streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 

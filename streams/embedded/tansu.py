@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from fusionrec.schemas import EmbeddedStackError
-
 from fusionrec.streams.embedded.processes import stop_process
 
 logger = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ class TansuBroker:
             try:
                 admin.list_topics(timeout=1.0)
                 return
-            except Exception as exc:  # noqa: BLE001 - any failure here means "not up yet"
+            except Exception as exc:  # any failure here means "not up yet"
                 if time.monotonic() > deadline:
                     raise EmbeddedStackError(f"tansu did not answer within {timeout_s} s: {exc}") from exc
                 time.sleep(0.1)

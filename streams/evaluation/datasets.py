@@ -108,8 +108,8 @@ def load_lastfm_2k(data_dir: Path) -> Dataset:
     """HetRec Last.fm 2K as published with per-artist features: ``lfm2k.inter`` (user, artist, split
     label 0/1/2 = train/valid/test), ``lfm2k_og_ids.inter`` (the same rows with HetRec ids),
     ``lfm2k_text.tsv`` (tags by HetRec artist id) and ``vggish.npy``/``whisper.npy`` (audio) and
-    ``all-MiniLM-L6-v2.npy`` (text), one row per artist index, as ready-made vectors. The log has no times: events keep file order and the
-    published split."""
+    ``all-MiniLM-L6-v2.npy`` (text), one row per artist index, as ready-made vectors. The log has no
+    times: events keep file order and the published split."""
     data_dir = Path(data_dir).resolve()
     with open(_need(data_dir / "lfm2k.inter")) as a, open(_need(data_dir / "lfm2k_og_ids.inter")) as b:
         rows = [(x.split("\t"), y.split("\t")) for x, y in zip(a, b, strict=True)][1:]

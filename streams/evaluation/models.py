@@ -2,7 +2,7 @@
 
 Every model learns one event at a time (``learn_one``) and lists ``k`` items a user has not seen
 (``recommend``); ``tick(now)`` lets batch models refit on a schedule in replay time. The engine
-models wrap the very :class:`~fusionrec.agents.recommend.Recommender`, profile model and item
+models wrap the very :class:`~fusionrec.agents.engine.Recommender`, profile model and item
 statistics the streaming worker runs; nothing of them is re-implemented here.
 """
 
@@ -15,10 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
+from fusionrec.agents.engine import Recommender
 from fusionrec.agents.profile import ProfileState
-from fusionrec.agents.recommend import Recommender
 from fusionrec.schemas import ConfigError
-
 from fusionrec.streams.evaluation.datasets import Event
 
 logger = logging.getLogger(__name__)
@@ -214,7 +213,7 @@ class ALS(_ArrayModel):
         return scores - scores.min() + 1e-6  # _top keeps positive scores only; the order is what counts
 
 
-def _csr(rows: Sequence[int], cols: Sequence[int], shape: tuple[int, int]):  # noqa: ANN202 - scipy type
+def _csr(rows: Sequence[int], cols: Sequence[int], shape: tuple[int, int]):
     from scipy.sparse import csr_matrix
 
     return csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)

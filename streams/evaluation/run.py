@@ -13,19 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fusionrec.agents.ranking import RankWeights
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
+from fusionrec.agents.ranking import RankWeights
 from fusionrec.encoders import EarlyFusion, Encoder, make_blocks
 from fusionrec.encoders.fusion import co_consumption_pairs, train_learned_fusion
 from fusionrec.schemas import ConfigError
-from fusionrec.streams.ops.catalogue import encode_catalogue
-from fusionrec.streams.build import build_recommender, rank_weights
-from fusionrec.streams.index import ItemVector, MemoryVectorIndex
-from fusionrec.streams.settings import Settings
-
+from fusionrec.streams.build import build_recommender, load_encoders, rank_weights
 from fusionrec.streams.evaluation.datasets import Dataset, Event
 from fusionrec.streams.evaluation.models import ALS, Catalog, EngineModel, ItemKNN, Model, MostPopular, RecentPopular
 from fusionrec.streams.evaluation.protocols import Outcome, Split, global_split, labelled_split, prequential, temporal_split
+from fusionrec.streams.index import ItemVector, MemoryVectorIndex
+from fusionrec.streams.ops.catalogue import encode_catalogue
+from fusionrec.streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +91,11 @@ def dataset_settings(settings: Settings, dataset: Dataset) -> Settings:
     return settings.model_copy(update=update)
 
 
-def item_vectors(settings: Settings, dataset: Dataset, cache_dir: Path | None) -> tuple[dict[str, Encoder], dict[str, dict[str, np.ndarray]], int]:
+def item_vectors(
+    settings: Settings, dataset: Dataset, cache_dir: Path | None
+) -> tuple[dict[str, Encoder], dict[str, dict[str, np.ndarray]], int]:
     """Every item's modality vectors from the configured encoders, cached by content and encoder version."""
-    encoders = settings.load_encoders()
+    encoders = load_encoders(settings)
     key = hashlib.sha256()
     for name, enc in sorted(encoders.items()):
         key.update(f"{name}={enc.version};".encode())

@@ -14,27 +14,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fusionrec.schemas import Event, EventError, Interaction, Item, Recommendation, StreamError, decode
-
+from fusionrec.streams.kafka.config import kafka_config
+from fusionrec.streams.kafka.produce import produce, producer_config
 from fusionrec.streams.settings import Settings
-from fusionrec.streams.embedded.tansu import client_settings
 
 logger = logging.getLogger(__name__)
-
-
-def kafka_config(settings: Settings, *, consumer: bool = False) -> dict[str, Any]:
-    """confluent-kafka settings for ``settings``' broker: security passed through, plus the Tansu
-    work-arounds for consumers. Holds the SASL password: never log the result."""
-    config: dict[str, Any] = {"bootstrap.servers": settings.require_bootstrap(),
-                              "security.protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.startswith("SASL"):
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl.username"] = settings.kafka_sasl_username or ""
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-    if settings.kafka_ssl_ca_location:
-        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
-    if consumer and settings.is_tansu:
-        config.update(client_settings(settings.local_fetch_wait_ms))
-    return config
 
 
 class Publisher:
@@ -51,15 +35,7 @@ class Publisher:
         self.settings = settings
         self._failures: list[str] = []
         self.delivered = 0
-        self._producer = Producer(
-            {
-                **kafka_config(settings),
-                "partitioner": "murmur2_random",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                **overrides,
-            }
-        )
+        self._producer = Producer(producer_config(settings, **{"linger.ms": 5, **overrides}))
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -68,13 +44,7 @@ class Publisher:
             self.delivered += 1
 
     def _produce(self, topic: str, key: str, event: Event) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, key=key.encode(), value=event.to_bytes(), on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                self._producer.poll(0.1)  # local queue full: let deliveries drain, then retry
-        self._producer.poll(0)
+        produce(self._producer, topic, key=key.encode(), value=event.to_bytes(), on_delivery=self._on_delivery)
 
     def publish_item(self, item: Item) -> None:
         self._produce(self.settings.items_topic, item.id, item)
@@ -162,7 +132,7 @@ class RecommendationConsumer:
             meta = self._consumer.list_topics(topic, timeout=10)
             if topic not in meta.topics or meta.topics[topic].error is not None:
                 raise StreamError(f"topic {topic} does not exist")
-            from fusionrec.streams.ops.replay import end_offsets, first_offsets_since
+            from fusionrec.streams.kafka.reader import end_offsets, first_offsets_since
 
             if isinstance(start, datetime):
                 offsets = first_offsets_since(settings, topic, int(start.timestamp() * 1000))
@@ -170,7 +140,7 @@ class RecommendationConsumer:
                 # From fetch responses, not ListOffsets: Tansu answers "latest" short (docs/local-broker.md).
                 offsets = end_offsets(settings, topic)
             else:
-                offsets = {p: OFFSET_BEGINNING for p in meta.topics[topic].partitions}
+                offsets = dict.fromkeys(meta.topics[topic].partitions, OFFSET_BEGINNING)
             self._consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
 
     def poll(self, timeout_s: float = 1.0) -> Received | None:

@@ -1,20 +1,12 @@
-"""Where agents write: an ``EventSink`` with a Faust implementation and an in-memory twin."""
+"""Where agents write: the ``EventSink`` port's Faust implementation and its in-memory twin."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from fusionrec.agents.ports import Headers
 from fusionrec.schemas import Event
-
-Headers = Mapping[str, bytes]
-
-
-class EventSink(Protocol):
-    """Writes one record: a typed event, or original bytes passed on unchanged (retries)."""
-
-    async def send(self, topic: str, key: bytes | None, value: Event | bytes, headers: Headers | None = None) -> None: ...
 
 
 @dataclass

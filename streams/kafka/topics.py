@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 
 from fusionrec.schemas import StreamError
-
 from fusionrec.streams.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from tqdm import tqdm
 from fusionrec.agents.encode_items import ItemEncoder
 from fusionrec.encoders import EarlyFusion, Encoder, make_blocks
 from fusionrec.encoders.base import batches
-from fusionrec.schemas import EventError, Item
-
-from fusionrec.streams.index import MemoryVectorIndex
 from fusionrec.encoders.media.fetch import PolicyMediaFetcher
+from fusionrec.schemas import EventError, Item
+from fusionrec.streams.build import load_encoders, media_limits, media_policy
+from fusionrec.streams.index import MemoryVectorIndex
 from fusionrec.streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,12 +31,12 @@ class EncodedCatalogue:
 
 def encode_catalogue(settings: Settings, items: Sequence[Item], encoders: Mapping[str, Encoder] | None = None,
                      *, desc: str = "encode items") -> EncodedCatalogue:
-    encoders = encoders if encoders is not None else settings.load_encoders()
+    encoders = encoders if encoders is not None else load_encoders(settings)
     parts: dict[str, dict[str, np.ndarray]] = {}
     refused: dict[str, EventError] = {}
-    with PolicyMediaFetcher(settings.media_policy()) as fetcher, tqdm(total=len(items), desc=desc, unit="item") as bar:
+    with PolicyMediaFetcher(media_policy(settings)) as fetcher, tqdm(total=len(items), desc=desc, unit="item") as bar:
         processor = ItemEncoder(encoders, EarlyFusion(make_blocks(encoders, settings.fusion_weights)), MemoryVectorIndex(),
-                                fetcher, max_event_bytes=settings.max_event_bytes, limits=settings.media_limits(),
+                                fetcher, max_event_bytes=settings.max_event_bytes, limits=media_limits(settings),
                                 threads=settings.media_fetch_threads)
         for group in batches(list(items), settings.encode_batch_size):
             prepared, failed = processor.prepare(group)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 
 from fusionrec.schemas import DeadLetter, ErrorCode, EventError, StreamError, decode
-
-from fusionrec.streams.kafka.client import kafka_config
+from fusionrec.streams.kafka.produce import Deliveries, producer_config
+from fusionrec.streams.kafka.reader import group_less_consumer, messages, topic_partitions
 from fusionrec.streams.settings import Settings
 
 
@@ -17,25 +16,15 @@ def read_dead_letters(
 ) -> Iterator[DeadLetter]:
     """Every dead letter from the start of the topic (optionally of some codes), until none has come
     for ``idle_s``. Group-less: reading never moves anyone's offsets."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     topic = settings.dead_letters_topic
     wanted = set(codes)
-    consumer = Consumer({**kafka_config(settings, consumer=True), "group.id": f"fusionrec-dlq-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False})
+    consumer = group_less_consumer(settings, "dlq")
     try:
-        meta = consumer.list_topics(topic, timeout=10)
-        if topic not in meta.topics or meta.topics[topic].error is not None:
-            raise StreamError(f"topic {topic} does not exist")
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions])
-        last, count = time.monotonic(), 0
-        while time.monotonic() - last < idle_s and (limit is None or count < limit):
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error():
-                raise StreamError(f"reading {topic} failed: {msg.error()}")
-            last = time.monotonic()
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in topic_partitions(consumer, topic)])
+        count = 0
+        for msg in messages(consumer, topic, idle_s if limit != 0 else 0.0):
             try:
                 letter = decode(DeadLetter, msg.value(), max_bytes=2**31)
             except EventError:
@@ -43,16 +32,19 @@ def read_dead_letters(
             if not wanted or letter.error_code in wanted:
                 count += 1
                 yield letter
+                if count == limit:
+                    break
     finally:
         consumer.close()
 
 
-def read_record(settings: Settings, topic: str, partition: int, offset: int, *, timeout_s: float = 10.0) -> tuple[bytes | None, bytes]:
+def read_record(
+    settings: Settings, topic: str, partition: int, offset: int, *, timeout_s: float = 10.0
+) -> tuple[bytes | None, bytes]:
     """The key and value of one record, read where it was written."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer({**kafka_config(settings, consumer=True), "group.id": f"fusionrec-dlq-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "fetch.message.max.bytes": 64 * 2**20})
+    consumer = group_less_consumer(settings, "dlq", **{"fetch.message.max.bytes": 64 * 2**20})
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])
         deadline = time.monotonic() + timeout_s
@@ -87,27 +79,10 @@ def replay(settings: Settings, letters: Iterable[DeadLetter]) -> int:
     """
     from confluent_kafka import Producer
 
-    producer = Producer({**kafka_config(settings), "partitioner": "murmur2_random", "enable.idempotence": True,
-                         "message.max.bytes": 64 * 2**20})  # an original over 1 MB goes back as it came
-    errors: list[str] = []
-    sent = 0
-
-    def on_delivery(err: object, msg: object) -> None:
-        if err is not None:
-            errors.append(str(err))
-
+    # an original over 1 MB goes back as it came
+    producer = Producer(producer_config(settings, **{"message.max.bytes": 64 * 2**20}))
+    deliveries = Deliveries()
     for letter in letters:
         key, value = originals(settings, letter)
-        while True:
-            try:
-                producer.produce(letter.source_topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)  # local queue full: let deliveries drain, then retry
-        producer.poll(0)
-        sent += 1
-    left = producer.flush(30)
-    producer.close()
-    if errors or left:
-        raise StreamError(f"replay: {len(errors)} failed, {left} undelivered of {sent}: {errors[:3]}")
-    return sent
+        deliveries.send(producer, letter.source_topic, key=key, value=value)
+    return deliveries.finish(producer, "replay", 30)

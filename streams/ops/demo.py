@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from tqdm import tqdm
 
 from fusionrec.schemas import Interaction, InteractionType, Item
-
-from fusionrec.streams.kafka.client import Publisher, Received, RecommendationConsumer
+from fusionrec.streams.embedded.processes import free_port
 from fusionrec.streams.embedded.stack import EmbeddedStack
 from fusionrec.streams.index import open_index
-from fusionrec.streams.embedded.processes import free_port
+from fusionrec.streams.kafka.client import Publisher, Received, RecommendationConsumer
 from fusionrec.streams.settings import Settings
 
 logger = logging.getLogger(__name__)

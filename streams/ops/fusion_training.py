@@ -13,7 +13,6 @@ from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.encoders import EarlyFusion, make_blocks
 from fusionrec.encoders.fusion import co_consumption_pairs, pair_hit_rate, train_learned_fusion
 from fusionrec.schemas import ConfigError
-
 from fusionrec.streams.ops.catalogue import encode_catalogue
 from fusionrec.streams.ops.files import read_rows, validate_rows
 from fusionrec.streams.settings import Settings

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fusionrec.schemas import ConfigError
-
 from fusionrec.streams.settings import Settings
 
 

@@ -6,9 +6,8 @@ import time
 from dataclasses import dataclass, field
 
 from fusionrec.schemas import VectorIndexError
-
-from fusionrec.streams.kafka.client import kafka_config
-from fusionrec.streams.ops.replay import end_offsets
+from fusionrec.streams.kafka.config import kafka_config
+from fusionrec.streams.kafka.reader import end_offsets
 from fusionrec.streams.settings import Settings
 
 

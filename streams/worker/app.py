@@ -10,17 +10,17 @@ from typing import Any, Literal
 
 import faust
 
-from fusionrec.agents import encode_items, recommend
+from fusionrec.agents import encode_items, pages, recommend
 from fusionrec.agents.emission import EmissionConfig, EmissionPolicy
+from fusionrec.agents.ports import EventSink, MediaFetcher
 from fusionrec.encoders import Encoder
-
+from fusionrec.encoders.media.fetch import PolicyMediaFetcher
+from fusionrec.streams.build import build_recommender, load_encoders, make_fusion, media_limits, media_policy
 from fusionrec.streams.embedded import tansu
-from fusionrec.streams.build import build_recommender
-from fusionrec.streams.worker.faust_fixes import InOrder, guard_rebalances
 from fusionrec.streams.index import VectorIndex, open_index
-from fusionrec.encoders.media.fetch import MediaFetcher, PolicyMediaFetcher
+from fusionrec.streams.kafka.sinks import FaustSink
 from fusionrec.streams.settings import Settings
-from fusionrec.streams.kafka.sinks import EventSink, FaustSink
+from fusionrec.streams.worker.faust_fixes import InOrder, guard_rebalances
 from fusionrec.streams.worker.views import ViewFeeder
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
 
-def _faust_credentials(settings: Settings) -> Any:
+def faust_credentials(settings: Settings) -> Any:
     import ssl
 
     context = None
@@ -107,7 +107,7 @@ def create_app(
         "table_standby_replicas": 0,
     }
     if settings.kafka_security_protocol != "PLAINTEXT":
-        conf["broker_credentials"] = _faust_credentials(settings)
+        conf["broker_credentials"] = faust_credentials(settings)
     if settings.is_tansu:
         conf.update(tansu.FAUST_SETTINGS)
         tansu.patch_faust(settings.require_bootstrap(), settings.local_fetch_wait_ms)
@@ -121,13 +121,13 @@ def create_app(
     guard_rebalances(app, [settings.items_topic] if role == "encoder"
                      else [settings.interactions_topic, settings.retry_topic])
     if role == "encoder":
-        encoders = encoders or settings.load_encoders()
+        encoders = encoders or load_encoders(settings)
         encode_items.register(
             app,
             topic=_raw_topic(app, settings.items_topic, settings.partitions),
             processor=encode_items.ItemEncoder(
-                encoders, settings.make_fusion(encoders), index, media or PolicyMediaFetcher(settings.media_policy()),
-                max_event_bytes=settings.max_event_bytes, limits=settings.media_limits(),
+                encoders, make_fusion(settings, encoders), index, media or PolicyMediaFetcher(media_policy(settings)),
+                max_event_bytes=settings.max_event_bytes, limits=media_limits(settings),
                 threads=settings.media_fetch_threads, max_future_s=settings.max_future_s,
             ),
             sink=sink,
@@ -171,7 +171,7 @@ def create_app(
             ),
             in_order=InOrder(app).events,
         )
-        recommend.register_page(app, table=table, processor=processor)
+        pages.register_page(app, table=table, processor=processor)
         logging.getLogger("aiohttp.server").addFilter(_BAD_REQUEST_LOG)  # a no-op when already there
     return app
 

@@ -14,11 +14,10 @@ import threading
 import time
 import uuid
 
+from fusionrec.agents.engine import Views
 from fusionrec.agents.profile import ProfileConfig
-from fusionrec.agents.recommend import Views
 from fusionrec.schemas import EventError, Interaction, Item, check_not_ahead, decode
-
-from fusionrec.streams.kafka.client import kafka_config
+from fusionrec.streams.kafka.config import kafka_config
 from fusionrec.streams.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import tempfile
 import time
 import uuid
@@ -19,14 +18,14 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from fusionrec.agents.routing import MAX_ORIGINAL_BYTES
 from fusionrec.schemas import ErrorCode as E
 from fusionrec.schemas import Interaction, Item
-from fusionrec.agents.routing import MAX_ORIGINAL_BYTES
 from fusionrec.streams import kafka_config
 from fusionrec.streams.ops.deadletters import originals, read_dead_letters, replay
 from fusionrec.streams.ops.kcat import run_kcat
-
 from fusionrec.testing.media import mp4, png, wav
+from fusionrec.testing.stack import kcat_or_fail
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +53,8 @@ def item_cases(tag: str, root) -> list[Case]:
 
     def good(n: int, **extra) -> Case:
         iid = f"{tag}-ok-{n}"
-        return Case(f"good item {n}", iid.encode(), item_json(id=iid, title=f"hand-thrown ceramic vase number {n}", **extra), None)
+        value = item_json(id=iid, title=f"hand-thrown ceramic vase number {n}", **extra)
+        return Case(f"good item {n}", iid.encode(), value, None)
 
     def bad(label: str, expect: E, key: str | None = None, **fields) -> Case:
         iid = fields.get("id", f"{tag}-{label.replace(' ', '-')}")
@@ -215,13 +215,6 @@ def locate(settings, topic: str, cases: list[Case]) -> dict[tuple[int, int], Cas
     finally:
         consumer.close()
     return where
-
-
-def kcat_or_fail() -> None:
-    if shutil.which("kcat") is None:
-        if os.environ.get("CI"):
-            pytest.fail("kcat is not installed: .ci/run installs it (apt-get install kcat)")
-        pytest.skip("kcat is not installed here (apt-get install kcat); CI installs it and runs this")
 
 
 def test_bad_inputs_are_dead_lettered_and_good_events_processed(stack, driver, media_root):

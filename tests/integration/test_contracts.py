@@ -7,8 +7,7 @@ import pytest
 
 from fusionrec.encoders import load_text_encoder
 from fusionrec.streams import open_index
-from tests.unit.encoders.test_contract import ODD_TEXTS, TEXTS, check_encoder_contract
-from tests.unit.streams.index.test_contract import check_vector_index_contract
+from fusionrec.testing.contracts import ODD_TEXTS, TEXTS, check_encoder_contract, check_vector_index_contract
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ import pytest
 
 from fusionrec.streams import EmbeddedStack, ItemVector, Settings, open_index
 from fusionrec.streams.embedded.processes import free_port
-
-from .conftest import Driver
+from fusionrec.testing.stack import Driver
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from fusionrec.encoders.loading import load_text_encoder
 from fusionrec.encoders.media import Clip, decode_audio, decode_image, decode_video
 from fusionrec.encoders.video import VideoEncoder
 from fusionrec.schemas import ConfigError
+from fusionrec.testing.contracts import ODD_TEXTS, TEXTS, check_encoder_contract
 from fusionrec.testing.media import audio_file, crop, mp4, noise_wav, other_photo, photo, png, slideshow, speech, wav
-from tests.unit.encoders.test_contract import ODD_TEXTS, TEXTS, check_encoder_contract
 
 pytestmark = pytest.mark.integration
 

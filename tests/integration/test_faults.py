@@ -21,12 +21,11 @@ import pytest
 
 from fusionrec.agents.profile import ProfileModel, ProfileState
 from fusionrec.schemas import Interaction, Item
-from fusionrec.streams import Publisher
-from fusionrec.streams.ops.deadletters import read_dead_letters
+from fusionrec.streams import EmbeddedStack, Publisher
 from fusionrec.streams.build import profile_config
-from fusionrec.streams import EmbeddedStack
 from fusionrec.streams.embedded.processes import WorkerProcess, free_port
-from tests.integration.conftest import Driver, stack_settings
+from fusionrec.streams.ops.deadletters import read_dead_letters
+from fusionrec.testing.stack import Driver, stack_settings
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fusionrec.encoders.media import decode_media
-from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef
 from fusionrec.encoders.media.fetch import MediaPolicy, PartReader, PolicyMediaFetcher
+from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef
 from fusionrec.testing.http_server import MediaServer
 from fusionrec.testing.media import audio_file, long_video, png
 
@@ -78,7 +78,7 @@ def decoded(f: PolicyMediaFetcher, kind: MediaKind, uri: str) -> tuple[object, P
 
 
 def same_video(a: object, b: object) -> bool:
-    return (len(a.frames) == len(b.frames) and all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames))  # type: ignore[attr-defined]
+    return (len(a.frames) == len(b.frames) and all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames, strict=False))  # type: ignore[attr-defined]
             and np.array_equal(a.audio.samples, b.audio.samples))  # type: ignore[attr-defined]
 
 

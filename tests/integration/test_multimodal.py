@@ -12,9 +12,10 @@ import pytest
 
 from fusionrec.agents.encode_items import ItemEncoder
 from fusionrec.encoders.fusion import query_transform
+from fusionrec.encoders.media.fetch import PolicyMediaFetcher
 from fusionrec.schemas import Item
 from fusionrec.streams import MemoryVectorIndex
-from fusionrec.encoders.media.fetch import PolicyMediaFetcher
+from fusionrec.streams.build import load_encoders, make_fusion, media_policy
 from fusionrec.testing.media import crop, mp4, noise_wav, other_photo, photo, speech
 
 pytestmark = pytest.mark.integration
@@ -82,10 +83,10 @@ def test_multimodal_items_are_fused_stored_and_found(stack, driver, media_root):
         assert filled == expected, key
 
     # The worker's vector is what the same encoders and fusion give in this process.
-    encoders = stack.settings.load_encoders()
+    encoders = load_encoders(stack.settings)
     local_index = MemoryVectorIndex()
-    local = ItemEncoder(encoders, stack.settings.make_fusion(encoders), local_index,
-                        PolicyMediaFetcher(stack.settings.media_policy()), max_event_bytes=64_000)
+    local = ItemEncoder(encoders, make_fusion(stack.settings, encoders), local_index,
+                        PolicyMediaFetcher(media_policy(stack.settings)), max_event_bytes=64_000)
     assert local.encode_and_store(items[:1]) == {}
     np.testing.assert_allclose(local_index.get([items[0].id])[items[0].id].vector, stored[items[0].id].vector,
                                atol=2e-3)

@@ -26,7 +26,7 @@ def test_the_python_example_runs(stack):
 
 def test_the_kcat_example_runs_as_written(stack, driver):
     """The README's kcat recipe, run by bash with the real kcat (Debian's, which CI installs)."""
-    from tests.integration.test_bad_input import kcat_or_fail
+    from fusionrec.testing.stack import kcat_or_fail
 
     kcat_or_fail()
     block = re.search(r"```bash\n(printf '[^\n]*\n[^\n]*kcat [^\n]*)\n```", README.read_text())

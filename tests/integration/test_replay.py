@@ -12,12 +12,11 @@ from confluent_kafka import Producer
 
 from fusionrec.schemas import Item
 from fusionrec.streams import kafka_config, open_index
-from fusionrec.streams.ops.replay import load_records, read_topic
-from fusionrec.streams.kafka.topics import TopicSpec, create_topics
-
 from fusionrec.streams.embedded.processes import WorkerProcess
-
-from .conftest import run_cli
+from fusionrec.streams.kafka.reader import read_topic
+from fusionrec.streams.kafka.topics import TopicSpec, create_topics
+from fusionrec.streams.ops.replay import load_records
+from fusionrec.testing.stack import run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ import pytest
 
 from fusionrec.schemas import Interaction, Item, StreamError
 from fusionrec.streams import Publisher, RecommendationConsumer
-
-from .conftest import run_cli
+from fusionrec.testing.stack import run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -409,3 +409,35 @@ def streamed(fmt: str, codec: str, frames: int = 40) -> bytes:
         write(container, stream, (av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 6, np.uint8), format="rgb24")
                                   for i in range(frames)))
     return bytes(out.data)
+
+
+# EXIF orientation -> how the stored picture was turned from upright (the inverse of the turn back)
+STORED_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
+                7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+def tagged(picture: Any, fmt: str, orientation: int) -> bytes:
+    """``picture`` saved as ``fmt`` with an EXIF orientation tag."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    picture.save(buf, fmt, exif=exif)
+    return buf.getvalue()
+
+
+def upright_photo() -> Any:
+    """The test photo as an upright, not square Pillow image."""
+    from PIL import Image
+
+    return Image.open(io.BytesIO(photo())).convert("RGB").crop((0, 0, 512, 384))
+
+
+TONES = (300.0, 1000.0, 3000.0)
+
+
+def three_tones(rate: int, part_s: float = 30.0) -> np.ndarray:
+    """Three tones one after another, ``part_s`` seconds each."""
+    t = np.arange(int(part_s * rate)) / rate
+    return np.concatenate([0.3 * np.sin(2 * np.pi * f * t) for f in TONES]).astype(np.float32)

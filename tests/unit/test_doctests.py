@@ -5,16 +5,18 @@ import doctest
 import pytest
 
 from fusionrec.agents import emission, encode_items, profile, ranking, recommend, stats
-from fusionrec.encoders import base, fusion, hashing, media
-from fusionrec.encoders.media import color
+from fusionrec.encoders import base, fusion, hashing
+from fusionrec.encoders.media import audio, color, fetch, video
+from fusionrec.encoders.media import base as media_base
 from fusionrec.schemas import events
-from fusionrec.streams import index
-from fusionrec.streams.embedded import stack as embedded
-from fusionrec.encoders.media import fetch as fetching
+from fusionrec.streams.embedded import stack
+from fusionrec.streams.index import milvus
+
+MODULES = [profile, ranking, recommend, stats, emission, encode_items, base, hashing, fusion, media_base, audio, video, color,
+           fetch, events, milvus, stack]
 
 
-@pytest.mark.parametrize("module", [profile, ranking, recommend, stats, emission, encode_items, base, hashing, fusion, media, color, fetching,
-                                    events, index, embedded], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -9,13 +9,15 @@ import faust
 import numpy as np
 import pytest
 
-from fusionrec.agents import encode_items, recommend
+from fusionrec.agents import encode_items, engine, recommend
+from fusionrec.agents.encode_items import check_vectors
 from fusionrec.agents.profile import ProfileModel, ProfileState
 from fusionrec.encoders import EarlyFusion, HashingTextEncoder, make_blocks
+from fusionrec.encoders.media.fetch import MemoryMediaFetcher
 from fusionrec.schemas import DeadLetter, ErrorCode, EventError, Interaction, Item, Recommendation
 from fusionrec.streams import MemorySink, MemoryVectorIndex
 from fusionrec.streams.index import ItemVector
-from fusionrec.encoders.media.fetch import MemoryMediaFetcher
+from fusionrec.testing.checks import code_of
 from fusionrec.testing.media import png
 
 RECS, DLQ, RETRY = "recs", "dlq", "retry"
@@ -45,7 +47,7 @@ def make_recommend(index: MemoryVectorIndex, timeout_s: float = 600.0):
     sink = MemorySink()
     agent, retry_agent = recommend.register(
         app, topic=app.channel(), retry_topic=app.topic(RETRY), table=table,
-        processor=recommend.Recommender(index, ProfileModel(), views=recommend.Views(), top_k=2, max_candidates=50,
+        processor=engine.Recommender(index, ProfileModel(), views=engine.Views(), top_k=2, max_candidates=50,
                                         max_event_bytes=10_000),
         sink=sink, recommendations=RECS, dead_letters=DLQ,
         retry=recommend.RetryPolicy(first_delay_s=0.01, timeout_s=timeout_s),
@@ -205,3 +207,16 @@ def encode_items_vector(name: str, dim: int):
     from fusionrec.encoders.vectors import VectorPassThrough
 
     return VectorPassThrough(name, dim)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "ok"),
+    [({"clip": [0.1] * 4}, True), ({"clip": [0.1] * 3}, False), ({"other": [0.1] * 4}, False),
+     ({"clip": [0.1, float("nan"), 0, 0]}, False), ({"clip": [float("inf"), 0, 0, 0]}, False)],
+)
+def test_ready_made_vectors_are_declared_sized_and_finite(vectors, ok):
+    item = Item(id="a", title="t", vectors=vectors)
+    if ok:
+        check_vectors(item, {"clip": 4})
+    else:
+        assert code_of(lambda: check_vectors(item, {"clip": 4})) is ErrorCode.BAD_VECTOR

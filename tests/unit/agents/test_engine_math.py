@@ -35,7 +35,7 @@ def test_interests_keep_distinct_tastes_apart():
     assert len(interests) == 3
     found = {int(np.argmax(v)) for v, _ in interests}
     assert found == {0, 1, 2}  # no blurred average: one interest per taste
-    shares = dict((int(np.argmax(v)), w) for v, w in interests)
+    shares = {int(np.argmax(v)): w for v, w in interests}
     assert shares[0] > shares[2] > shares[1]  # two likes (4) > a purchase (3) > one like (2)
     # the mean of jazz, space and food would be far from all three; each interest is exact
     assert all(max(v) == pytest.approx(1.0) for v, _ in interests)
@@ -109,7 +109,7 @@ def test_rank_blends_signals_with_weights_and_gives_the_main_reason():
         "together": Candidate("together", cooccurrence=1.0, reasons={"cooccurrence": "often chosen with X"}),
         "hit": Candidate("hit", popularity=1.0, reasons={"popularity": "popular now"}),
     }
-    kw = dict(k=3, catalogue=Catalogue(), exclude=set(), filters=Filters(), now=0.0)
+    kw = {"k": 3, "catalogue": Catalogue(), "exclude": set(), "filters": Filters(), "now": 0.0}
     by_content = rank(cands, weights=RankWeights(content=1, cooccurrence=0.5, popularity=0.2, diversity=0), **kw)
     assert [r.item_id for r in by_content] == ["similar", "together", "hit"]
     assert [r.reason for r in by_content] == ["similar to X", "often chosen with X", "popular now"]
@@ -120,7 +120,7 @@ def test_rank_blends_signals_with_weights_and_gives_the_main_reason():
 def test_rank_filters_seen_unavailable_and_categories():
     cat = catalogue(a=ItemInfo("A", "shoes"), b=ItemInfo("B", "shoes", available=False), c=ItemInfo("C", "hats"),
                     d=ItemInfo("D", "bags"))
-    cands = {i: Candidate(i, content=s) for i, s in zip("abcde", [0.9, 0.8, 0.7, 0.6, 0.5])}
+    cands = {i: Candidate(i, content=s) for i, s in zip("abcde", [0.9, 0.8, 0.7, 0.6, 0.5], strict=False)}
     w = RankWeights(diversity=0)
     ids = lambda **kw: [r.item_id for r in rank(cands, k=10, weights=w, catalogue=cat, now=0.0, **kw)]  # noqa: E731
     assert ids(exclude={"a"}, filters=Filters()) == ["c", "d", "e"]  # b is unavailable; e unknown is allowed
@@ -140,7 +140,7 @@ def test_freshness_boosts_new_items():
 def test_mmr_trades_relevance_for_diversity():
     vecs = {"a1": JAZZ, "a2": JAZZ * 0.99 + SPACE * 0.01, "b": SPACE}
     cands = {"a1": Candidate("a1", content=0.9), "a2": Candidate("a2", content=0.88), "b": Candidate("b", content=0.6)}
-    kw = dict(k=2, catalogue=Catalogue(), exclude=set(), filters=Filters(), now=0.0, vectors=vecs)
+    kw = {"k": 2, "catalogue": Catalogue(), "exclude": set(), "filters": Filters(), "now": 0.0, "vectors": vecs}
     assert [r.item_id for r in rank(cands, weights=RankWeights(diversity=0.0), **kw)] == ["a1", "a2"]
     assert [r.item_id for r in rank(cands, weights=RankWeights(diversity=0.3), **kw)] == ["a1", "b"]
 
@@ -167,7 +167,7 @@ def test_rank_keeps_a_share_of_the_list_for_new_items_that_match_content():
         "known": Candidate("known", content=0.6),  # matches, but has enough interactions already
     }
     counts = {"hit1": 90, "hit2": 80, "hit3": 70, "hit4": 60, "new1": 0, "new2": 4, "unmatched": 0, "known": 5}
-    kw = dict(k=4, catalogue=Catalogue(), exclude=set(), filters=Filters(), now=0.0, interactions=counts)
+    kw = {"k": 4, "catalogue": Catalogue(), "exclude": set(), "filters": Filters(), "now": 0.0, "interactions": counts}
     plain = RankWeights(content=0.1, cooccurrence=1, popularity=0.1, diversity=0)
     assert [r.item_id for r in rank(cands, weights=plain, **kw)] == ["hit1", "hit2", "hit3", "hit4"]
     shared = RankWeights(**{**plain.__dict__, "new_item_share": 0.5})
@@ -182,7 +182,7 @@ def test_shortlist_cuts_by_weighted_score_and_leaves_out_filtered_items():
     cands |= {"match": Candidate("match", content=0.2), "hidden": Candidate("hidden", content=0.9)}
     catalogue = Catalogue()
     catalogue.learn_one("hidden", ItemInfo(category="news"))
-    kw = dict(catalogue=catalogue, exclude={"pop0"}, filters=Filters(exclude_categories=frozenset({"news"})), now=0.0)
+    kw = {"catalogue": catalogue, "exclude": {"pop0"}, "filters": Filters(exclude_categories=frozenset({"news"})), "now": 0.0}
     content_only = shortlist(cands, 80, weights=RankWeights(content=1, popularity=0, freshness=0), **kw)
     assert content_only[0] == "match" and "hidden" not in content_only and "pop0" not in content_only
     assert len(content_only) == 80
@@ -191,7 +191,7 @@ def test_shortlist_cuts_by_weighted_score_and_leaves_out_filtered_items():
 
 
 def test_newness_lifts_a_new_release_catching_on_above_an_older_hit() -> None:
-    from fusionrec.agents.recommend import Recommender, Views
+    from fusionrec.agents.engine import Recommender, Views
     from fusionrec.streams.index import MemoryVectorIndex
 
     day = 86_400.0

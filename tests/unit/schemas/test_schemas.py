@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from fusionrec.schemas import DeadLetter, ErrorCode, EventError, Interaction, Item, Recommendation, decode
 
@@ -55,5 +56,5 @@ def test_dead_letter_keeps_original_bytes_through_json():
 
 def test_recommendation_is_frozen():
     rec = Recommendation(user_id="u", items=[], model_version="m", generated_at="2026-01-01T00:00:00Z")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         rec.user_id = "other"  # type: ignore[misc]

@@ -164,7 +164,6 @@ def test_prequential_sample_keeps_every_cold_item_event_in_its_slice_only() -> N
     train = [ev(n, f"u{n % 7}", f"old{n % 20}", float(n)) for n in range(140)]
     test = [ev(1000 + n, f"v{n}", f"old{n % 20}", 200.0 + n) for n in range(200)]
     test += [ev(2000 + n, f"w{n}", f"new{n}", 500.0 + n) for n in range(10)]
-    catalog = Catalog([f"old{n}" for n in range(20)] + [f"new{n}" for n in range(10)])
     _SPIES.clear()
     out = prequential({"spy": make_spy}, Split(train, test), 30, workers=1, score_share=0.1, seed=1)
     tally = out.tallies["spy"]
@@ -189,7 +188,7 @@ def test_global_split_scores_only_users_with_history_and_new_items() -> None:
 
 # --- baselines -------------------------------------------------------------------------------------
 
-def feed(model, events):  # noqa: ANN001, ANN201
+def feed(model, events):
     for e in events:
         model.learn_one(e)
     return model
@@ -238,7 +237,7 @@ def test_als_serves_a_user_who_arrived_after_the_fit() -> None:
 
 # --- loaders --------------------------------------------------------------------------------------
 
-def test_movielens_loader_reads_the_grouplens_format(tmp_path) -> None:  # noqa: ANN001
+def test_movielens_loader_reads_the_grouplens_format(tmp_path) -> None:
     flags = "|".join(["0"] * 19)
     (tmp_path / "u.item").write_text(
         f"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|{'|'.join(['0'] * 14)}\n2|Heat (1995)|x||y|{flags}\n",
@@ -258,7 +257,7 @@ def test_movielens_loader_reads_the_grouplens_format(tmp_path) -> None:  # noqa:
     assert all(e.kind is InteractionType.RATING for e in ds.events)
 
 
-def test_lastfm_loader_maps_ids_tags_and_vectors(tmp_path) -> None:  # noqa: ANN001
+def test_lastfm_loader_maps_ids_tags_and_vectors(tmp_path) -> None:
     (tmp_path / "lfm2k.inter").write_text("userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t1\t1\t2\n1\t1\t1\t1\n")
     (tmp_path / "lfm2k_og_ids.inter").write_text("userID\titemID\trating\tx_label\n2\t51\t1\t0\n2\t89\t1\t2\n3\t89\t1\t1\n")
     (tmp_path / "lfm2k_text.tsv").write_text("artistID\ttext\n51\tpop,dance\n89\trock\n")
@@ -270,7 +269,7 @@ def test_lastfm_loader_maps_ids_tags_and_vectors(tmp_path) -> None:  # noqa: ANN
     assert [e.split for e in ds.events] == ["train", "test", "valid"]
 
 
-def test_generic_loader_reads_publish_files(tmp_path) -> None:  # noqa: ANN001
+def test_generic_loader_reads_publish_files(tmp_path) -> None:
     items = tmp_path / "items.jsonl"
     items.write_text('{"id": "a", "title": "A song", "vectors": {"clap": [1, 0]}}\n{"id": "b", "title": "B"}\nnot json\n')
     inter = tmp_path / "interactions.csv"

@@ -1,14 +1,9 @@
-"""Client configuration and file validation: pure, no broker."""
-
-import json
+"""Client configuration: pure, no broker."""
 
 import faust
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fusionrec.streams import Settings, kafka_config
-from fusionrec.streams.worker.app import _faust_credentials
-from fusionrec.streams.ops.files import read_rows, validate_rows
+from fusionrec.streams.worker.app import faust_credentials
 
 
 def test_sasl_settings_reach_clients_and_workers_but_never_print():
@@ -18,38 +13,7 @@ def test_sasl_settings_reach_clients_and_workers_but_never_print():
     assert cfg["security.protocol"] == "SASL_SSL" and cfg["sasl.mechanism"] == "SCRAM-SHA-512"
     assert cfg["sasl.username"] == "app" and cfg["sasl.password"] == "s3cret"
     assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())
-    creds = _faust_credentials(s)
+    creds = faust_credentials(s)
     assert isinstance(creds, faust.SASLCredentials) and creds.ssl_context is not None
     assert kafka_config(Settings(bootstrap_servers="b:9092"))["security.protocol"] == "PLAINTEXT"
     assert "sasl.password" not in kafka_config(Settings(bootstrap_servers="b:9092"))
-
-
-def test_rows_are_validated_with_line_numbers_from_every_format(tmp_path):
-    jsonl = tmp_path / "items.jsonl"
-    jsonl.write_text("\n".join([
-        json.dumps({"id": "a", "title": "Boots"}),
-        "{broken",
-        "",
-        json.dumps({"id": "", "title": "no id"}),
-        json.dumps([1, 2]),
-        json.dumps({"id": "b", "title": "Hat", "tags": ["wool"]}),
-    ]) + "\n")
-    good, bad = validate_rows("items", read_rows(jsonl))
-    assert [line for line, _ in good] == [1, 6]
-    assert [line for line, _ in bad] == [2, 4, 5]
-    assert "not JSON" in bad[0][1] and "id" in bad[1][1]
-
-    csv_file = tmp_path / "items.csv"
-    csv_file.write_text('sku,name,tags,media\nx,Scarf,wool|winter,\ny,,,{"image": {"uri": "https://e.com/y.jpg"}}\n'
-                        'z,Gloves,,{not json\n')
-    good, bad = validate_rows("items", read_rows(csv_file), {"id": "sku", "title": "name"})
-    assert [(line, e.id) for line, e in good] == [(2, "x"), (3, "y")]
-    assert good[0][1].tags == ["wool", "winter"] and good[1][1].media
-    assert [line for line, _ in bad] == [4]
-
-    parquet = tmp_path / "inter.parquet"
-    rows = [{"event_id": "e1", "user_id": "u", "item_id": "a", "type": "like", "timestamp": "2026-01-01T00:00:00Z"},
-            {"event_id": "e2", "user_id": "u", "item_id": "a", "type": "warp", "timestamp": "2026-01-01T00:00:00Z"}]
-    pq.write_table(pa.Table.from_pylist(rows), parquet)
-    good, bad = validate_rows("interactions", read_rows(parquet))
-    assert [line for line, _ in good] == [1] and [line for line, _ in bad] == [2] and "type" in bad[0][1]

@@ -1,0 +1,229 @@
+"""The recommendation engine: profile update, retrieval and ranking for one event or one user.
+
+``Recommender`` is what the profile agent calls and what the offline evaluation replays; ``Views``
+holds the co-occurrence and popularity statistics it ranks with. Both are plain objects: no Faust, no
+Kafka; the index is the ``VectorIndex`` port.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from fusionrec.agents.ports import ItemVector, VectorIndex
+from fusionrec.agents.profile import ProfileModel, ProfileState
+from fusionrec.agents.ranking import Candidate, Filters, RankWeights, overfetch, rank, shortlist
+from fusionrec.agents.stats import Catalogue, ItemInfo, ItemStats
+from fusionrec.encoders.fusion import query_transform
+from fusionrec.schemas import (
+    ErrorCode,
+    EventError,
+    Interaction,
+    Item,
+    Recommendation,
+    RecommendedItem,
+    check_not_ahead,
+    decode,
+)
+
+logger = logging.getLogger(__name__)
+
+PROFILE_VERSION = "profile-v2"
+FUSION_CHECK_S = 30.0
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An event whose id the profile already holds (a redelivery): yielded, nothing written."""
+
+    event_id: str
+
+
+class Views:
+    """The catalogue and the catalogue-wide statistics, shared between the thread that feeds them
+    and the threads that rank; every access holds the lock."""
+
+    def __init__(self, catalogue: Catalogue | None = None, stats: ItemStats | None = None) -> None:
+        self.catalogue = catalogue or Catalogue()
+        self.stats = stats or ItemStats()
+        self.lock = threading.Lock()
+
+    def learn_item(self, item: Item) -> None:
+        info = ItemInfo(item.title, item.category or "", item.available,
+                        item.updated_at.timestamp() if item.updated_at else 0.0)
+        with self.lock:
+            self.catalogue.learn_one(item.id, info, version=item.version)
+
+    def learn_interaction(self, event_id: str, user_id: str, item_id: str, weight: float, timestamp: float) -> None:
+        with self.lock:
+            info = self.catalogue.get(item_id)
+            self.stats.learn_one(event_id, user_id, item_id, weight, timestamp, info.category if info else "")
+
+
+class Recommender:
+    """Applies one interaction to a profile state and builds the user's fresh list.
+
+    Candidates come from three sources, merged: nearest neighbours in the vector index of the
+    profile's short-term and interest vectors (over-fetched, seen items dropped outside the
+    index), items that co-occur with the user's recent items, and popular/trending items (the
+    only source for a user with no history). :func:`~fusionrec.agents.ranking.rank` blends,
+    filters and diversifies them. Pure apart from the index and views it is given.
+    """
+
+    def __init__(
+        self, index: VectorIndex, model: ProfileModel, *, views: Views, top_k: int, max_candidates: int,
+        max_event_bytes: int, weights: RankWeights | None = None, filters: Filters | None = None,
+        per_source: int = 50, cache_size: int = 50_000, max_queries: int = 4, max_future_s: float = 86_400.0,
+    ) -> None:
+        self.index = index
+        self.model = model
+        self.views = views
+        self.top_k = top_k
+        self.max_candidates = max_candidates
+        self.max_event_bytes = max_event_bytes
+        self.max_future_s = max_future_s
+        self.weights = weights or RankWeights()
+        self.filters = filters or Filters()
+        self.per_source = per_source
+        self.max_queries = max_queries
+        self.encoder_version = "unknown"
+        self._cache: OrderedDict[str, ItemVector] = OrderedDict()
+        self.cache_size = cache_size
+        self._fusion: tuple[float, str | None, Callable[[np.ndarray], np.ndarray]] = (-1e9, None, query_transform(None))
+
+    def query(self, vector: np.ndarray) -> np.ndarray:
+        """A profile vector shaped for the index as the collection's fusion says (re-read every
+        :data:`FUSION_CHECK_S`, so a re-encode with another fusion is picked up; cached item
+        vectors of the old space are dropped then)."""
+        checked, version, transform = self._fusion
+        now = time.monotonic()
+        if now - checked > FUSION_CHECK_S:
+            spec = self.index.fusion_spec()
+            new = (spec or {}).get("version")
+            if new != version:
+                transform = query_transform(spec)
+                self._cache.clear()
+            self._fusion = (now, new, transform)
+        return transform(vector)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, ItemVector]:
+        """Item vectors by id, from a cache in front of the index.
+
+        A cached vector is used while its version is the newest the catalogue has seen; a newer
+        item version (re-encoded content) is fetched again. Vectors fetched before the encoder
+        stored the newest version are not cached.
+        """
+        with self.views.lock:
+            newest = {i: self.views.catalogue.version(i) for i in ids}
+        out, missing = {}, []
+        for i in ids:
+            hit = self._cache.get(i)
+            if hit is not None and hit.version >= newest[i]:
+                self._cache.move_to_end(i)
+                out[i] = hit
+            else:
+                missing.append(i)
+        if missing:
+            for i, v in self.index.get(missing).items():
+                out[i] = v
+                if v.version >= newest[i]:
+                    self._cache[i] = v
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    def decode(self, raw: bytes | None, key: bytes | None) -> Interaction:
+        event = decode(Interaction, raw, max_bytes=self.max_event_bytes)
+        # Profiles live in the partition of their user: a wrongly keyed event would split a profile.
+        if key is None or key.decode(errors="replace") != event.user_id:
+            raise EventError(ErrorCode.KEY_MISMATCH, f"message key {key!r} is not the user id {event.user_id!r}")
+        check_not_ahead(event.timestamp, "timestamp", max_ahead_s=self.max_future_s, now=time.time())
+        return event
+
+    def handle(self, event: Interaction, state: ProfileState) -> tuple[ProfileState, Recommendation]:
+        """Blocking (index calls): the new state and the list it yields."""
+        item = self.vectors([event.item_id]).get(event.item_id)
+        if item is None:
+            raise EventError(ErrorCode.UNKNOWN_ITEM, f"item {event.item_id!r} is not in the index")
+        self.encoder_version = item.encoder_version
+        state = self.model.learn_one(
+            state, event.event_id, event.item_id, item.vector, event.type, event.value, event.timestamp.timestamp()
+        )
+        return state, self.recommend(state, event.user_id, trigger=event)
+
+    def _title(self, item_id: str) -> str:
+        info = self.views.catalogue.get(item_id)
+        return f"\u201c{info.title}\u201d" if info and info.title else item_id
+
+    def recommend(
+        self, state: ProfileState, user_id: str, *, trigger: Interaction | None = None,
+        filters: Filters | None = None, k: int | None = None, now: float | None = None,
+    ) -> Recommendation:
+        """The list for ``state`` now (blocking: index calls). Works for a user with no history too."""
+        k = k or self.top_k
+        now = time.time() if now is None else now
+        seen = set(state.seen)
+        queries = state.queries(self.max_queries)
+        limit = overfetch(self.per_source, len(seen), self.max_candidates)
+        results = self.index.search_many([self.query(q[1]) for q in queries], limit) if queries else []
+        candidates: dict[str, Candidate] = {}
+
+        def cand(item_id: str) -> Candidate:
+            return candidates.setdefault(item_id, Candidate(item_id))
+
+        with self.views.lock:
+            last = self._title(state.recent[-1]) if state.recent else ""
+            for (name, _, weight), hits in zip(queries, results, strict=True):
+                reason = f"similar to {last}" if name == "short" and last else "similar to items you liked"
+                # Over-fetched so that per_source unseen hits remain; the seen ones are dropped here.
+                for item_id, score in [h for h in hits if h[0] not in seen][: self.per_source]:
+                    cand(item_id).add("content", weight * score, reason)
+            for item_id, score, via in self.views.stats.neighbours(state.recent[-5:], self.per_source):
+                cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
+            for item_id, score in self.views.stats.popular(self.per_source, trending=True):
+                cand(item_id).add("popularity", score, "popular now")
+            recent_categories = {
+                info.category for i in state.recent[-5:] if (info := self.views.catalogue.get(i)) and info.category
+            }
+            for category in sorted(recent_categories):
+                for item_id, score in self.views.stats.popular(self.per_source // 2, category=category):
+                    cand(item_id).add("popularity", score, f"popular in {category}")
+            first_seen = self.views.stats.first_seen
+            for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
+                c = candidates[item_id]
+                c.popularity = max(c.popularity, score)
+                c.first_seen = first_seen.get(item_id, 0.0)
+            catalogue = self.views.catalogue
+            filters = filters or self.filters
+            pool = shortlist(candidates, 4 * k, weights=self.weights, catalogue=catalogue, exclude=seen,
+                             filters=filters, now=now)
+            interactions = None
+            if self.weights.new_item_share:
+                counts = self.views.stats.counts
+                new = sorted((i for i, c in candidates.items() if i not in seen and c.content > 0
+                              and counts.get(i, 0) < self.weights.new_item_interactions),
+                             key=lambda i: -candidates[i].content)
+                in_pool = set(pool)
+                pool += [i for i in new[: 4 * self.weights.new_item_slots(k)] if i not in in_pool]
+                interactions = {i: counts.get(i, 0) for i in pool}
+        vectors = {i: v.vector for i, v in self.vectors(pool).items()} if self.weights.diversity else None
+        with self.views.lock:
+            ranked = rank(
+                {i: candidates[i] for i in pool}, k=k, weights=self.weights, catalogue=catalogue, exclude=seen,
+                filters=filters, now=now, vectors=vectors, interactions=interactions,
+            )
+        return Recommendation(
+            user_id=user_id,
+            items=[RecommendedItem(item_id=r.item_id, score=r.score, reason=r.reason) for r in ranked],
+            model_version=f"{PROFILE_VERSION}+{self.encoder_version}",
+            generated_at=datetime.now(UTC),
+            trigger_event_id=trigger.event_id if trigger else None,
+            trigger_timestamp=trigger.timestamp if trigger else None,
+        )
