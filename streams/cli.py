@@ -365,6 +365,14 @@ def status(
         out.print(f"[red]Milvus unavailable:[/] {report.milvus_error}")
 
 
+@app.command("settings")
+def settings_reference() -> None:
+    """Every setting, its variable, default and meaning, as Markdown (the source of docs/settings.md)."""
+    from fusionrec.streams.settings import reference
+
+    typer.echo(reference(), nl=False)
+
+
 @replay_app.command("export")
 def replay_export(
     topic: Annotated[str, typer.Option(help="Topic to export.")],
@@ -447,8 +455,14 @@ def evaluate(
     tune: Annotated[bool, typer.Option(help="Tune ALS and the hybrid's ranking weights on the validation split.")] = True,
     score_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="Prequential: share of test events scored "
                                                "(a seeded sample; every event is learned).")] = 0.2,
+    name: Annotated[str, typer.Option(help="generic: the dataset's name in the report and its folder.")] = "generic",
+    rating_midpoint: Annotated[float | None, typer.Option(
+        help="A rating weighs value - midpoint (default: the dataset's own, MovieLens 0; else FUSIONREC_RATING_MIDPOINT).",
+    )] = None,
 ) -> None:
     """Replay a real interaction log in time order against baselines; Markdown + JSON + PNG report."""
+    from dataclasses import replace
+
     from fusionrec.streams.evaluation.datasets import load_dataset
     from fusionrec.streams.evaluation.report import Summary, write
     from fusionrec.streams.evaluation.run import EvalConfig, dataset_settings, settings_summary
@@ -456,8 +470,13 @@ def evaluate(
 
     settings = Settings()
     _setup_logging(settings)
-    data = load_dataset(dataset, data_dir, items=items, interactions=interactions)
-    console.print(data.describe())
+    data = load_dataset(dataset, data_dir, items=items, interactions=interactions, generic_name=name)
+    if rating_midpoint is not None:
+        data = replace(data, settings={**data.settings, "rating_midpoint": rating_midpoint})
+    midpoint = dataset_settings(settings, data).rating_midpoint
+    source = ("--rating-midpoint" if rating_midpoint is not None else f"{data.name}'s own" if "rating_midpoint" in data.settings
+              else "FUSIONREC_RATING_MIDPOINT")
+    console.print(f"{data.describe()}; a rating weighs value - {midpoint:g} ({source})")
     config = EvalConfig(
         protocols=tuple(p.value for p in protocol) if protocol else ("global", "prequential"),
         models=tuple(m.strip() for m in models.split(",") if m.strip()), seed=seed, resamples=resamples,
