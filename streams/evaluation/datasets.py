@@ -132,10 +132,12 @@ def load_lastfm_2k(data_dir: Path) -> Dataset:
     return Dataset("lastfm-2k", items, events, False, ("text", *dims), vector_dims=dims)
 
 
-def load_generic(items_path: Path, interactions_path: Path, media_root: Path | None = None) -> Dataset:
+def load_generic(items_path: Path, interactions_path: Path, media_root: Path | None = None, *,
+                 name: str = "generic") -> Dataset:
     """Your own data in the formats ``fusionrec publish`` reads (JSONL or CSV): items as the
     ``items`` topic's schema, interactions as the ``interactions`` topic's. Ready-made vectors on
-    the items become modalities named after them."""
+    the items become modalities named after them. Ratings mean what the settings say
+    (``FUSIONREC_RATING_MIDPOINT``), unlike MovieLens, whose every rating is a choice."""
     items = [it for _, it in _validated("items", items_path)]
     events = [
         Event(e.event_id, e.user_id, e.item_id, e.timestamp.timestamp(), e.type, e.value)
@@ -149,8 +151,7 @@ def load_generic(items_path: Path, interactions_path: Path, media_root: Path | N
     for kind in (MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO):
         if any(kind in it.media for it in items):
             modalities.append(kind.value)
-    return Dataset(items_path.stem, items, _sorted(events), True, (*modalities, *dims), vector_dims=dims,
-                   media_root=media_root)
+    return Dataset(name, items, _sorted(events), True, (*modalities, *dims), vector_dims=dims, media_root=media_root)
 
 
 def _validated(kind: str, path: Path) -> Sequence:
@@ -166,7 +167,7 @@ DATASETS = ("movielens-100k", "lastfm-2k", "generic")
 
 
 def load_dataset(name: str, data_dir: Path | None = None, *, items: Path | None = None,
-                 interactions: Path | None = None) -> Dataset:
+                 interactions: Path | None = None, generic_name: str = "generic") -> Dataset:
     if name == "movielens-100k":
         return load_movielens_100k(_dir(name, data_dir))
     if name == "lastfm-2k":
@@ -174,7 +175,7 @@ def load_dataset(name: str, data_dir: Path | None = None, *, items: Path | None 
     if name == "generic":
         if items is None or interactions is None:
             raise ConfigError("the generic dataset needs --items and --interactions files")
-        return load_generic(items, interactions, data_dir)
+        return load_generic(items, interactions, data_dir, name=generic_name)
     raise ConfigError(f"unknown dataset {name!r}; one of {', '.join(DATASETS)}")
 
 

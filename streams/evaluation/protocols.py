@@ -211,7 +211,7 @@ def _replay_job(p: ReplayPlan, make: Callable[[], Model], progress: Callable[[in
 
 
 def global_split(models: Mapping[str, Callable[[], Model]], split: Split, n_items: int, *, kmax: int = max(KS),
-                 workers: int = 1) -> Outcome:
+                 workers: int = 1, desc: str = "global split") -> Outcome:
     """Train on ``split.train``; then one list per user with training history, at the cut, scored
     against the items the user chose in the test period and had not chosen before."""
     history: dict[str, set[str]] = defaultdict(set)
@@ -228,7 +228,7 @@ def global_split(models: Mapping[str, Callable[[], Model]], split: Split, n_item
     unseen_users = len({e.user for e in split.test} - set(history))
     plan = GlobalPlan(split, users, column, dict(relevant), item_counts, user_counts, kmax)
     done = run_jobs([partial(_global_job, plan, m) for m in models.values()], len(models) * len(split.train),
-                    workers=workers, desc="global split")
+                    workers=workers, desc=desc)
     tallies = dict(zip(models, done, strict=True))
     notes = [f"{len(users):,} test users with training history scored; {unseen_users:,} test users without any "
              "training event cannot be scored in this protocol"]
@@ -236,7 +236,7 @@ def global_split(models: Mapping[str, Callable[[], Model]], split: Split, n_item
 
 
 def prequential(models: Mapping[str, Callable[[], Model]], split: Split, n_items: int, *, kmax: int = max(KS),
-                workers: int = 1, score_share: float = 1.0, seed: int = 0) -> Outcome:
+                workers: int = 1, score_share: float = 1.0, seed: int = 0, desc: str = "prequential replay") -> Outcome:
     """Train on ``split.train``; then for every test event in time order: ask the model for the
     user's list, score it against the item the user chose, and only then let the model learn the
     event. An item the user had already chosen is learned but not scored (lists never repeat seen
@@ -265,7 +265,7 @@ def prequential(models: Mapping[str, Callable[[], Model]], split: Split, n_items
     column = {u: n for n, u in enumerate(users)}
     pplan = ReplayPlan(split, plan, column, kmax)
     done = run_jobs([partial(_replay_job, pplan, m) for m in models.values()],
-                    len(models) * (len(split.train) + len(split.test)), workers=workers, desc="prequential replay")
+                    len(models) * (len(split.train) + len(split.test)), workers=workers, desc=desc)
     tallies = dict(zip(models, done, strict=True))
     scored = sum(1 for p in plan if p[0])
     notes = [f"{len(plan):,} test events replayed in time order, every one learned; {scored:,} of them scored "

@@ -158,7 +158,8 @@ def to_json(summary: Summary, settings: dict[str, Any]) -> dict[str, Any]:
         "refused_items": ev.refused_items, "seed": ev.config.seed, "resamples": ev.config.resamples,
         "als_params": ev.als_params, "als_validation": ev.als_validation, "hybrid_table": ev.hybrid_table,
         "rank_weights": ev.rank_weights, "rank_validation": ev.rank_validation, "skipped": ev.skipped,
-        "settings": settings, "protocols": {},
+        # What each protocol's engine ran with (tuned weights included), and the settings before tuning.
+        "settings": ev.engine_settings or settings, "settings_before_tuning": settings, "protocols": {},
         "goals": [{"goal": g.text, "ratio": g.ratio, "low": g.low, "high": g.high, "target": g.target, "met": g.met,
                    "detail": g.detail} for g in summary.goals()],
     }
@@ -177,8 +178,34 @@ def to_json(summary: Summary, settings: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _styles(names: list[str]) -> dict[str, dict[str, Any]]:
+    """A distinct colour per model (tab20 holds 20), and a line style per family: baselines dashed,
+    content-only dotted, the engine's hybrids solid, the hybrid itself thickest."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab20"].colors
+    styles = {}
+    for n, name in enumerate(names):
+        family = "baseline" if name in COLLABORATIVE else "content" if name.startswith("content") else "engine"
+        styles[name] = {
+            "color": palette[(2 * n) % 20 + (2 * n) // 20],  # the ten strong colours first, then their light twins
+            "linestyle": {"baseline": "--", "content": ":", "engine": "-"}[family],
+            "marker": {"baseline": "s", "content": "^", "engine": "o"}[family],
+            "linewidth": 2.8 if name == "hybrid" else 1.5,
+            "label": name,
+        }
+    return styles
+
+
+def _panels(names: list[str]) -> list[tuple[str, list[str]]]:
+    baselines = [n for n in names if n in COLLABORATIVE]
+    engine = [n for n in names if n not in COLLABORATIVE]
+    return [(title, group) for title, group in (("baselines", baselines), ("the engine's variants", engine)) if group]
+
+
 def plots(summary: Summary, out: Path) -> list[Path]:
-    """Recall@K and NDCG@K against K per protocol; Recall@20 per week of the prequential replay."""
+    """Recall@K and NDCG@K against K per protocol; cumulative Recall@20 over the prequential replay.
+    Baselines and the engine's variants are drawn in panels of their own."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,19 +214,20 @@ def plots(summary: Summary, out: Path) -> list[Path]:
     ev = summary.evaluation
     paths = []
     for protocol, outcome in ev.outcomes.items():
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        styles = _styles(list(outcome.tallies))
+        fig, axes = plt.subplots(1, 2, figsize=(13, 5))
         for ax, metric in zip(axes, ("recall", "ndcg"), strict=True):
             for name in outcome.tallies:
                 ys = [summary.get(protocol, name, f"{metric}@{k}") for k in KS]
                 if all(y is not None for y in ys):
-                    ax.plot(KS, [y.mean for y in ys], marker="o", label=name,  # type: ignore[union-attr]
-                            linewidth=2.5 if name == "hybrid" else 1.2)
+                    ax.plot(KS, [y.mean for y in ys], markersize=4, **styles[name])  # type: ignore[union-attr]
             ax.set_xscale("log")
             ax.set_xticks(KS, [str(k) for k in KS])
             ax.set_xlabel("K")
             ax.set_ylabel(f"{metric.upper()}@K")
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=8, loc="upper left")
+        axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                       title="dashed: baselines, dotted: content only, solid: engine", title_fontsize=7)
         fig.suptitle(f"{ev.dataset.name}, {protocol}")
         fig.tight_layout()
         paths.append(out / f"{protocol}-metric-vs-k.png")
@@ -207,20 +235,26 @@ def plots(summary: Summary, out: Path) -> list[Path]:
         plt.close(fig)
     pre = ev.outcomes.get("prequential")
     if pre is not None:
-        fig, ax = plt.subplots(figsize=(10, 4.5))
-        week = 7 * 86_400.0
-        for name, tally in pre.tallies.items():
-            _, values, times = tally.arrays("all")
-            if not len(times):
-                continue
-            bins = ((times - times.min()) // week).astype(int)
-            means = np.bincount(bins, weights=values[:, METRICS.index("recall@20")]) / np.maximum(np.bincount(bins), 1)
-            ax.plot(np.arange(len(means)) + 1, means, marker="o", label=name, linewidth=2.5 if name == "hybrid" else 1.2)
-        ax.set_xlabel("week of the test period")
-        ax.set_ylabel("Recall@20 (per event)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        ax.set_title(f"{ev.dataset.name}, prequential replay over time")
+        styles = _styles(list(pre.tallies))
+        panels = _panels(list(pre.tallies))
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), sharey=True, squeeze=False)
+        start = min((t.arrays("all")[2].min() for t in pre.tallies.values() if len(t.arrays("all")[2])), default=0.0)
+        for ax, (title, names) in zip(axes[0], panels, strict=True):
+            for name in names:
+                _, values, times = pre.tallies[name].arrays("all")
+                if not len(times):
+                    continue
+                order = np.argsort(times, kind="stable")
+                hits = values[order, METRICS.index("recall@20")]
+                cumulative = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+                style = {**styles[name], "marker": None}
+                ax.plot((times[order] - start) / 86_400.0, cumulative, **style)
+            ax.set_title(title)
+            ax.set_xlabel("days into the test period")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        axes[0][0].set_ylabel("Recall@20 of all events so far")
+        fig.suptitle(f"{ev.dataset.name}, prequential replay over time (cumulative)")
         fig.tight_layout()
         paths.append(out / "prequential-over-time.png")
         fig.savefig(paths[-1], dpi=110)

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS
 from fusionrec.agents.ranking import RankWeights
@@ -73,6 +74,7 @@ class Evaluation:
     als_validation: list[dict[str, float]] = field(default_factory=list)
     rank_weights: dict[str, dict[str, float]] = field(default_factory=dict)  # per protocol
     rank_validation: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # per protocol
+    engine_settings: dict[str, dict[str, object]] = field(default_factory=dict)  # per protocol, as tuned
     skipped: list[str] = field(default_factory=list)
     hybrid_table: str = ""  # the item vectors the hybrid ranks with (see main_table)
     encoders: dict[str, str] = field(default_factory=dict)
@@ -156,7 +158,7 @@ def vector_tables(settings: Settings, encoders: Mapping[str, Encoder],
 
 
 def learned_table(settings: Settings, encoders: Mapping[str, Encoder], parts: Mapping[str, Mapping[str, np.ndarray]],
-                  train: Sequence[Event], seed: int, *, timed: bool = True) -> Table | None:
+                  train: Sequence[Event], seed: int, *, timed: bool = True, purpose: str = "test split") -> Table | None:
     """Item vectors through a learned fusion trained on the training events' co-chosen pairs, the
     way ``fusionrec fusion train`` trains one; None when there are too few pairs. Without times
     (``timed=False``) a user's items are paired in a seeded random order, not as the file lists them."""
@@ -167,8 +169,11 @@ def learned_table(settings: Settings, encoders: Mapping[str, Encoder], parts: Ma
     pairs = [(a, b) for a, b in pairs if parts.get(a) and parts.get(b)]
     if len(pairs) < 10:
         return None
-    fusion = train_learned_fusion(make_blocks(encoders, settings.fusion_weights), parts, pairs, seed=seed,
-                                  trained_on=f"{len(pairs)} training pairs")
+    epochs = 20
+    with tqdm(total=epochs, desc=f"training the learned fusion ({purpose})", unit="epoch") as bar:
+        fusion = train_learned_fusion(make_blocks(encoders, settings.fusion_weights), parts, pairs, seed=seed,
+                                      epochs=epochs, trained_on=f"{len(pairs)} training pairs",
+                                      progress=lambda _epoch, loss: (bar.set_postfix(loss=f"{loss:.3f}"), bar.update()))
     ids = [i for i in parts if parts[i]]
     return dict(zip(ids, fusion.fuse([parts[i] for i in ids]), strict=True)), fusion.spec()
 
@@ -228,7 +233,7 @@ def tune_als(ids: Sequence[str], valid: Split, config: EvalConfig) -> tuple[dict
     """Grid search on the validation split (global protocol, Recall@20)."""
     catalog = Catalog(ids)
     makers = {f"ALS {p}": partial(ALS, catalog, refit_s=float("inf"), seed=config.seed, **p) for p in config.als_grid}
-    outcome = global_split(makers, valid, len(catalog), workers=config.workers)
+    outcome = global_split(makers, valid, len(catalog), workers=config.workers, desc="tuning ALS (validation split)")
     rows = []
     for params, (_, tally) in zip(config.als_grid, outcome.tallies.items(), strict=True):
         _, values, _ = tally.arrays("all")
@@ -265,9 +270,11 @@ def tune_engine(settings: Settings, dataset: Dataset, table: Table, valid: Split
     n_items = len(Catalog(catalog_ids(dataset)))
     if protocol == "prequential":
         outcome = prequential(makers, Split(valid.train, valid.test[: config.tune_events]), n_items,
-                              workers=config.workers, score_share=config.score_share, seed=config.seed)
+                              workers=config.workers, score_share=config.score_share, seed=config.seed,
+                              desc="tuning the hybrid (prequential, validation split)")
     else:
-        outcome = global_split(makers, valid, n_items, workers=config.workers)
+        outcome = global_split(makers, valid, n_items, workers=config.workers,
+                               desc="tuning the hybrid (global, validation split)")
     rows = []
     for key, tally in outcome.tallies.items():
         _, values, _ = tally.arrays("all")
@@ -305,21 +312,34 @@ def evaluate(settings: Settings, dataset: Dataset, config: EvalConfig) -> Evalua
                 if result.hybrid_table == "learned":
                     # The test split's learned fusion has seen the validation period: tune on one that has not.
                     tune_table = learned_table(settings, encoders, parts, valid.train, config.seed,
-                                               timed=dataset.timed) or tune_table
+                                               timed=dataset.timed, purpose="validation split") or tune_table
             point, result.rank_validation[protocol] = tune_engine(settings, dataset, tune_table, valid, config, protocol)
             logger.info("%s: hybrid tuned on the validation split: %s", protocol, point)
         engine_settings, rank = tuned_engine(settings, point)
         result.rank_weights[protocol] = {**asdict(rank), **{k: v for k, v in point.items() if k not in RANK_FIELDS}}
         makers = model_factories(engine_settings, dataset, tables, split, config, result.als_params, rank)
+        result.engine_settings[protocol] = settings_summary(engine_settings, rank)
         if protocol == "global":
-            result.outcomes[protocol] = global_split(makers, split, n_items, workers=config.workers)
+            result.outcomes[protocol] = global_split(makers, split, n_items, workers=config.workers,
+                                                     desc="final run: global split")
         else:
             result.outcomes[protocol] = prequential(makers, split, n_items, workers=config.workers,
-                                                    score_share=config.score_share, seed=config.seed)
+                                                    score_share=config.score_share, seed=config.seed,
+                                                    desc="final run: prequential replay")
     return result
 
 
-def settings_summary(settings: Settings) -> dict[str, object]:
+# The settings each ranking weight comes from (see streams/build.rank_weights).
+RANK_SETTINGS = {"content": "weight_content", "cooccurrence": "weight_cooccurrence", "popularity": "weight_popularity",
+                 "freshness": "weight_freshness", "diversity": "diversity", "new_item_share": "new_item_share",
+                 "new_item_interactions": "new_item_interactions", "newness": "weight_newness",
+                 "newness_half_life_s": "newness_half_life_s"}
+
+
+def settings_summary(settings: Settings, rank: RankWeights | None = None) -> dict[str, object]:
+    """The engine settings a run used; with ``rank``, the ranking weights as tuned rather than as set."""
+    if rank is not None:
+        settings = settings.model_copy(update={RANK_SETTINGS[k]: v for k, v in asdict(rank).items() if k in RANK_SETTINGS})
     keys = ("fusion", "fusion_weights", "profile_half_life_s", "short_term_alpha", "max_interests", "max_queries",
             "rating_midpoint", "event_weights", "weight_content", "weight_cooccurrence", "weight_popularity",
             "weight_freshness", "weight_newness", "newness_half_life_s", "diversity", "new_item_share",

@@ -51,7 +51,7 @@ def write_log(folder: Path) -> tuple[Path, Path]:
 def run_evaluate(items: Path, inter: Path, out: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FUSIONREC_DATA_DIR": str(data_dir), "FUSIONREC_LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, "-m", "fusionrec.streams.cli", "evaluate", "--dataset", "generic", "--items", str(items),
-           "--interactions", str(inter), "--out", str(out), "--resamples", "200", "--workers", "2"]
+           "--interactions", str(inter), "--out", str(out), "--resamples", "200", "--workers", "2", "--name", "shop"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -61,8 +61,12 @@ def test_evaluate_generic_files_end_to_end(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr[-3000:]
     assert "| hybrid |" in first.stdout and "## prequential" in first.stdout and "## Goals" in first.stdout
 
+    assert "a rating weighs value - 3 (FUSIONREC_RATING_MIDPOINT)" in " ".join(first.stderr.split())
     report = json.loads((tmp_path / "one" / "report.json").read_text())
-    assert report["encoders"] == {"text": "all-MiniLM-L6-v2@384"}
+    assert report["dataset"] == "shop" and report["encoders"] == {"text": "all-MiniLM-L6-v2@384"}
+    for protocol, tuned in report["rank_weights"].items():  # the settings block shows what ran, as tuned
+        assert report["settings"][protocol]["weight_content"] == tuned["content"]
+        assert report["settings"][protocol]["weight_popularity"] == tuned["popularity"]
     expected = {"MostPopular", "RecentPopular", "ItemKNN", "ALS", "content:text", "hybrid", "hybrid:no-content"}
     for protocol in ("global", "prequential"):
         models = report["protocols"][protocol]["models"]
