@@ -6,6 +6,8 @@ COPY schemas schemas
 COPY encoders encoders
 COPY agents agents
 COPY streams streams
+# fusionrec.testing (contract checks, media writers) is installed with the package, as numpy.testing is
+COPY tests/support tests/support
 RUN pip install --no-cache-dir .
 ENV HF_HUB_OFFLINE=1
 CMD ["fusionrec", "worker", "--role", "all"]
