@@ -18,12 +18,7 @@ from fusionrec.agents.engine import Duplicate, Recommender
 from fusionrec.agents.ports import EventSink
 from fusionrec.agents.profile import ProfileState
 from fusionrec.agents.routing import dead_letter, internal_error, retry_unavailable, send_letter
-from fusionrec.schemas import (
-    ErrorCode,
-    EventError,
-    Interaction,
-    Recommendation,
-)
+from fusionrec.schemas import ErrorCode, EventError, Interaction, Recommendation
 
 logger = logging.getLogger(__name__)
 
