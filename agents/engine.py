@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +37,27 @@ logger = logging.getLogger(__name__)
 
 PROFILE_VERSION = "profile-v2"
 FUSION_CHECK_S = 30.0
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """One list to make: for ``state`` of ``user_id``, after ``trigger`` when an event asked for it."""
+
+    state: ProfileState
+    user_id: str
+    trigger: Interaction | None = None
+    filters: Filters | None = None
+    k: int | None = None
+    encoder_version: str | None = None  # of the trigger's item; the engine's last one when None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An event applied to its user's profile: the profile after it and the list it yields."""
+
+    event: Interaction
+    state: ProfileState
+    recommendation: Recommendation
 
 
 @dataclass(frozen=True)
@@ -147,16 +168,41 @@ class Recommender:
         check_not_ahead(event.timestamp, "timestamp", max_ahead_s=self.max_future_s, now=time.time())
         return event
 
-    def handle(self, event: Interaction, state: ProfileState) -> tuple[ProfileState, Recommendation]:
-        """Blocking (index calls): the new state and the list it yields."""
-        item = self.vectors([event.item_id]).get(event.item_id)
-        if item is None:
-            raise EventError(ErrorCode.UNKNOWN_ITEM, f"item {event.item_id!r} is not in the index")
-        self.encoder_version = item.encoder_version
-        state = self.model.learn_one(
-            state, event.event_id, event.item_id, item.vector, event.type, event.value, event.timestamp.timestamp()
-        )
-        return state, self.recommend(state, event.user_id, trigger=event)
+    def handle_many(
+        self, events: Sequence[Interaction], states: Mapping[str, ProfileState], *, now: float | None = None,
+    ) -> tuple[dict[str, ProfileState], list[Applied | Duplicate | EventError]]:
+        """Apply a micro-batch of events in order, then make one list per applied event (blocking:
+        index calls). One ``get`` fetches every item the batch names, one search serves every list.
+
+        Returns each touched user's final state and one outcome per event, in event order: the
+        :class:`Applied` event with its list, a :class:`Duplicate` (the profile already holds it,
+        or an earlier event of the batch had the same id) or the :class:`EventError` it failed with.
+        ``states`` is not changed, so a batch can be run again after a failure.
+        """
+        vectors = self.vectors(list(dict.fromkeys(e.item_id for e in events)))
+        current = dict(states)
+        outcomes: list[Applied | Duplicate | EventError | int] = []
+        requests: list[ListRequest] = []
+        for event in events:
+            state = current.get(event.user_id) or ProfileState()
+            item = vectors.get(event.item_id)
+            if state.has_applied(event.event_id):
+                outcomes.append(Duplicate(event.event_id))
+            elif item is None:
+                outcomes.append(EventError(ErrorCode.UNKNOWN_ITEM, f"item {event.item_id!r} is not in the index"))
+            else:
+                state = current[event.user_id] = self.model.learn_one(
+                    state, event.event_id, event.item_id, item.vector, event.type, event.value,
+                    event.timestamp.timestamp(),
+                )
+                outcomes.append(len(requests))
+                requests.append(ListRequest(state, event.user_id, trigger=event, encoder_version=item.encoder_version))
+        if requests:
+            self.encoder_version = requests[-1].encoder_version or self.encoder_version
+        lists = self.recommend_many(requests, now=now)
+        done = [Applied(requests[o].trigger, requests[o].state, lists[o]) if isinstance(o, int) else o
+                for o in outcomes]
+        return {u: s for u, s in current.items() if s is not states.get(u)}, done  # type: ignore[misc]
 
     def _title(self, item_id: str) -> str:
         info = self.views.catalogue.get(item_id)
@@ -167,63 +213,96 @@ class Recommender:
         filters: Filters | None = None, k: int | None = None, now: float | None = None,
     ) -> Recommendation:
         """The list for ``state`` now (blocking: index calls). Works for a user with no history too."""
-        k = k or self.top_k
+        return self.recommend_many([ListRequest(state, user_id, trigger=trigger, filters=filters, k=k)], now=now)[0]
+
+    def recommend_many(self, requests: Sequence[ListRequest], *, now: float | None = None) -> list[Recommendation]:
+        """One list per request, as :meth:`recommend` makes each, with one index search for all of
+        them and the catalogue-wide sources (popular, trending) read once."""
+        if not requests:
+            return []
         now = time.time() if now is None else now
+        queries = [r.state.queries(self.max_queries) for r in requests]
+        limits = [overfetch(self.per_source, len(r.state.seen), self.max_candidates) for r in requests]
+        flat = [self.query(q[1]) for qs in queries for q in qs]
+        # One search at the largest limit; each request keeps its own prefix of the ranked hits.
+        found = iter(self.index.search_many(flat, max(limits)) if flat else [])
+        hits = [[next(found)[:limit] for _ in qs] for qs, limit in zip(queries, limits, strict=True)]
+        popular: dict[tuple[int, str | None], list[tuple[str, float]]] = {}
+        with self.views.lock:
+            built = [self._candidates(r, qs, h, popular, now)
+                     for r, qs, h in zip(requests, queries, hits, strict=True)]
+        wanted = list(dict.fromkeys(i for _, pool, _ in built for i in pool)) if self.weights.diversity else []
+        vectors = {i: v.vector for i, v in self.vectors(wanted).items()} if self.weights.diversity else None
+        out = []
+        with self.views.lock:
+            for r, (candidates, pool, interactions) in zip(requests, built, strict=True):
+                ranked = rank(
+                    {i: candidates[i] for i in pool}, k=r.k or self.top_k, weights=self.weights,
+                    catalogue=self.views.catalogue, exclude=set(r.state.seen), filters=r.filters or self.filters,
+                    now=now, vectors=vectors, interactions=interactions,
+                )
+                out.append(Recommendation(
+                    user_id=r.user_id,
+                    items=[RecommendedItem(item_id=x.item_id, score=x.score, reason=x.reason) for x in ranked],
+                    model_version=f"{PROFILE_VERSION}+{r.encoder_version or self.encoder_version}",
+                    generated_at=datetime.now(UTC),
+                    trigger_event_id=r.trigger.event_id if r.trigger else None,
+                    trigger_timestamp=r.trigger.timestamp if r.trigger else None,
+                ))
+        return out
+
+    def _candidates(
+        self, r: ListRequest, queries: list[tuple[str, np.ndarray, float]], results: list[list[tuple[str, float]]],
+        popular: dict[tuple[int, str | None], list[tuple[str, float]]], now: float,
+    ) -> tuple[dict[str, Candidate], list[str], dict[str, int] | None]:
+        """Candidates of one request from its search hits, co-occurrence and popularity, and the
+        shortlist :func:`rank` orders; the caller holds the views' lock."""
+        state, k = r.state, r.k or self.top_k
         seen = set(state.seen)
-        queries = state.queries(self.max_queries)
-        limit = overfetch(self.per_source, len(seen), self.max_candidates)
-        results = self.index.search_many([self.query(q[1]) for q in queries], limit) if queries else []
+        stats, catalogue = self.views.stats, self.views.catalogue
         candidates: dict[str, Candidate] = {}
 
         def cand(item_id: str) -> Candidate:
-            return candidates.setdefault(item_id, Candidate(item_id))
+            c = candidates.get(item_id)
+            if c is None:
+                c = candidates[item_id] = Candidate(item_id)
+            return c
 
-        with self.views.lock:
-            last = self._title(state.recent[-1]) if state.recent else ""
-            for (name, _, weight), hits in zip(queries, results, strict=True):
-                reason = f"similar to {last}" if name == "short" and last else "similar to items you liked"
-                # Over-fetched so that per_source unseen hits remain; the seen ones are dropped here.
-                for item_id, score in [h for h in hits if h[0] not in seen][: self.per_source]:
-                    cand(item_id).add("content", weight * score, reason)
-            for item_id, score, via in self.views.stats.neighbours(state.recent[-5:], self.per_source):
-                cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
-            for item_id, score in self.views.stats.popular(self.per_source, trending=True):
-                cand(item_id).add("popularity", score, "popular now")
-            recent_categories = {
-                info.category for i in state.recent[-5:] if (info := self.views.catalogue.get(i)) and info.category
-            }
-            for category in sorted(recent_categories):
-                for item_id, score in self.views.stats.popular(self.per_source // 2, category=category):
-                    cand(item_id).add("popularity", score, f"popular in {category}")
-            first_seen = self.views.stats.first_seen
-            for item_id, score in self.views.stats.popularity_of(list(candidates)).items():
-                c = candidates[item_id]
-                c.popularity = max(c.popularity, score)
-                c.first_seen = first_seen.get(item_id, 0.0)
-            catalogue = self.views.catalogue
-            filters = filters or self.filters
-            pool = shortlist(candidates, 4 * k, weights=self.weights, catalogue=catalogue, exclude=seen,
-                             filters=filters, now=now)
-            interactions = None
-            if self.weights.new_item_share:
-                counts = self.views.stats.counts
-                new = sorted((i for i, c in candidates.items() if i not in seen and c.content > 0
-                              and counts.get(i, 0) < self.weights.new_item_interactions),
-                             key=lambda i: -candidates[i].content)
-                in_pool = set(pool)
-                pool += [i for i in new[: 4 * self.weights.new_item_slots(k)] if i not in in_pool]
-                interactions = {i: counts.get(i, 0) for i in pool}
-        vectors = {i: v.vector for i, v in self.vectors(pool).items()} if self.weights.diversity else None
-        with self.views.lock:
-            ranked = rank(
-                {i: candidates[i] for i in pool}, k=k, weights=self.weights, catalogue=catalogue, exclude=seen,
-                filters=filters, now=now, vectors=vectors, interactions=interactions,
-            )
-        return Recommendation(
-            user_id=user_id,
-            items=[RecommendedItem(item_id=r.item_id, score=r.score, reason=r.reason) for r in ranked],
-            model_version=f"{PROFILE_VERSION}+{self.encoder_version}",
-            generated_at=datetime.now(UTC),
-            trigger_event_id=trigger.event_id if trigger else None,
-            trigger_timestamp=trigger.timestamp if trigger else None,
-        )
+        def top(n: int, category: str | None = None) -> list[tuple[str, float]]:
+            if (n, category) not in popular:
+                popular[n, category] = (stats.popular(n, category=category) if category
+                                        else stats.popular(n, trending=True))
+            return popular[n, category]
+
+        last = self._title(state.recent[-1]) if state.recent else ""
+        for (name, _, weight), hits in zip(queries, results, strict=True):
+            reason = f"similar to {last}" if name == "short" and last else "similar to items you liked"
+            # Over-fetched so that per_source unseen hits remain; the seen ones are dropped here.
+            for item_id, score in [h for h in hits if h[0] not in seen][: self.per_source]:
+                cand(item_id).add("content", weight * score, reason)
+        for item_id, score, via in stats.neighbours(state.recent[-5:], self.per_source):
+            cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
+        for item_id, score in top(self.per_source):
+            cand(item_id).add("popularity", score, "popular now")
+        recent_categories = {info.category for i in state.recent[-5:] if (info := catalogue.get(i)) and info.category}
+        for category in sorted(recent_categories):
+            for item_id, score in top(self.per_source // 2, category):
+                cand(item_id).add("popularity", score, f"popular in {category}")
+        first_seen = stats.first_seen
+        for item_id, score in stats.popularity_of(list(candidates)).items():
+            c = candidates[item_id]
+            c.popularity = max(c.popularity, score)
+            c.first_seen = first_seen.get(item_id, 0.0)
+        filters = r.filters or self.filters
+        pool = shortlist(candidates, 4 * k, weights=self.weights, catalogue=catalogue, exclude=seen,
+                         filters=filters, now=now)
+        interactions = None
+        if self.weights.new_item_share:
+            counts = stats.counts
+            new = sorted((i for i, c in candidates.items() if i not in seen and c.content > 0
+                          and counts.get(i, 0) < self.weights.new_item_interactions),
+                         key=lambda i: -candidates[i].content)
+            in_pool = set(pool)
+            pool += [i for i in new[: 4 * self.weights.new_item_slots(k)] if i not in in_pool]
+            interactions = {i: counts.get(i, 0) for i in pool}
+        return candidates, pool, interactions

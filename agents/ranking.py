@@ -72,7 +72,7 @@ class Filters:
         return info.category not in self.exclude_categories
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     item_id: str
     content: float = 0.0
@@ -130,6 +130,24 @@ def blend(c: Candidate, info: ItemInfo | None, weights: RankWeights, now: float)
     return sum(parts.values()) + fresh, c.reasons.get(main, "")
 
 
+def score(c: Candidate, info: ItemInfo | None, weights: RankWeights, now: float) -> float:
+    """:func:`blend`'s score alone, to the last bit, without the reason (the shortlist scores every
+    candidate; only the few it keeps need a reason). A weight of 0 skips its signal's arithmetic.
+
+    >>> c = Candidate("a", content=0.5, popularity=1.0, first_seen=5.0)
+    >>> w = RankWeights(content=1.0, popularity=0.25, newness=0.5, newness_half_life_s=10.0)
+    >>> score(c, ItemInfo(updated_at=3.0), w, now=9.0) == blend(c, ItemInfo(updated_at=3.0), w, now=9.0)[0]
+    True
+    """
+    popularity = weights.popularity * c.popularity
+    if weights.newness:
+        popularity *= 1.0 + weights.newness * freshness(c.first_seen, now, weights.newness_half_life_s)
+    total = weights.content * c.content + weights.cooccurrence * c.cooccurrence + popularity
+    if weights.freshness and info is not None:
+        total += weights.freshness * freshness(info.updated_at, now, weights.freshness_half_life_s)
+    return total
+
+
 def shortlist(candidates: Mapping[str, Candidate], n: int, *, weights: RankWeights, catalogue: Catalogue,
               exclude: Container[str], filters: Filters, now: float) -> list[str]:
     """The ``n`` allowed candidates with the best weighted scores: what :func:`rank` then orders.
@@ -142,7 +160,7 @@ def shortlist(candidates: Mapping[str, Candidate], n: int, *, weights: RankWeigh
     ...           filters=Filters(), now=0.0)
     ['match']
     """
-    scored = [(i, blend(c, info, weights, now)[0]) for i, c in candidates.items()
+    scored = [(i, score(c, info, weights, now)) for i, c in candidates.items()
               if i not in exclude and filters.allows(info := catalogue.get(i))]
     return [i for i, _ in sorted(scored, key=lambda t: (-t[1], t[0]))[:n]]
 

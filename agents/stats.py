@@ -13,6 +13,7 @@ import math
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 
 @dataclass
@@ -74,6 +75,9 @@ class DecayedCounter:
         self._base = 0.0
         self._raw: dict[str, float] = defaultdict(float)
         self._peak = 0.0  # the largest raw value: amounts are positive, so it only moves up (or rescales)
+        # k -> the best k (key, raw value), kept up to date by add: decay scales every value alike, so
+        # only an addition can change the order, and reading the top is O(k) instead of a scan.
+        self._tops: dict[int, list[tuple[str, float]]] = {}
 
     def _scale(self, t: float) -> float:
         return math.pow(2.0, (t - self._base) / self.half_life_s)
@@ -89,8 +93,14 @@ class DecayedCounter:
                 self._raw[k] *= factor
             self._peak *= factor
             self._base = self.ref_time
-        self._raw[key] += amount * self._scale(now)
-        self._peak = max(self._peak, self._raw[key])
+            self._tops.clear()
+        raw = self._raw[key] = self._raw[key] + amount * self._scale(now)
+        self._peak = max(self._peak, raw)
+        if amount <= 0:
+            self._tops.clear()  # a value went down: the kept tops no longer hold
+            return
+        for k, top in self._tops.items():
+            _offer(top, k, key, raw)
 
     def get(self, key: str) -> float:
         return 0.0 if self.ref_time is None else self._raw.get(key, 0.0) / self._scale(self.ref_time)
@@ -103,8 +113,28 @@ class DecayedCounter:
         if self.ref_time is None:
             return []
         scale = self._scale(self.ref_time)
-        best = heapq.nsmallest(k, ((key, v) for key, v in self._raw.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+        best = self._tops.get(k)
+        if best is None:
+            best = self._tops[k] = heapq.nsmallest(k, ((key, v) for key, v in self._raw.items() if v > 0), key=_order)
         return [(key, v / scale) for key, v in best]
+
+
+def _order(kv: tuple[str, float]) -> tuple[float, str]:
+    return -kv[1], kv[0]
+
+
+def _offer(top: list[tuple[str, float]], k: int, key: str, raw: float) -> None:
+    """Keep ``top`` the best ``k`` by :func:`_order` after ``key``'s value went up to ``raw``."""
+    for n, (have, _) in enumerate(top):
+        if have == key:
+            top[n] = (key, raw)
+            break
+    else:
+        if len(top) >= k and _order((key, raw)) >= _order(top[-1]):
+            return
+        top.append((key, raw))
+    top.sort(key=_order)
+    del top[k:]
 
 
 class ItemStats:
@@ -126,7 +156,8 @@ class ItemStats:
     ) -> None:
         self.popularity = DecayedCounter(popularity_half_life_s)
         self.trending = DecayedCounter(trending_half_life_s)
-        self.by_category: dict[str, DecayedCounter] = defaultdict(lambda: DecayedCounter(trending_half_life_s))
+        # A partial, not a lambda: the worker pickles its statistics into snapshots.
+        self.by_category: dict[str, DecayedCounter] = defaultdict(partial(DecayedCounter, trending_half_life_s))
         self.counts: dict[str, int] = defaultdict(int)
         self.first_seen: dict[str, float] = {}  # item -> time of its first counted interaction
         self.cooc: dict[str, dict[str, float]] = defaultdict(dict)

@@ -163,6 +163,21 @@ class Recommendation(Event):
     trigger_timestamp: datetime | None = None
 
 
+class StoredVector(Event):
+    """An item vector the encoder stored (topic ``item-vectors``, key = ``<collection>/<item id>``): what profile
+    workers keep their in-process copy of the index from. ``vector`` is little-endian float32."""
+
+    id: str
+    collection: str
+    vector: bytes
+    encoder_version: str
+    fusion_version: str = ""
+    category: str = ""
+    available: bool = True
+    updated_at_ms: int = 0
+    version: int = 1
+
+
 class DeadLetter(Event):
     """An input that could not be processed, with why and its original bytes (topic ``dead-letters``).
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from fusionrec.schemas.events import SCHEMA_VERSION, DeadLetter, Interaction, Item, Recommendation
+from fusionrec.schemas.events import SCHEMA_VERSION, DeadLetter, Interaction, Item, Recommendation, StoredVector
 
 MODELS: dict[str, type[BaseModel]] = {
     "item": Item,
     "interaction": Interaction,
     "recommendation": Recommendation,
     "dead_letter": DeadLetter,
+    "stored_vector": StoredVector,
 }
 SCHEMA_DIR = Path(__file__).parent / "json"
 

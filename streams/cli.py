@@ -130,10 +130,10 @@ def up() -> None:
 
 @app.command()
 def demo(
-    users: Annotated[int, typer.Option(min=1, help="Synthetic users.")] = 50,
+    users: Annotated[int, typer.Option(min=1, help="Synthetic users.")] = 200,
     items: Annotated[int, typer.Option(min=10, help="Synthetic catalogue size.")] = 400,
-    events_per_user: Annotated[int, typer.Option(min=1, help="Interactions per user.")] = 10,
-    rate: Annotated[float, typer.Option(min=1, help="Interactions published per second.")] = 15.0,
+    events_per_user: Annotated[int, typer.Option(min=1, help="Interactions per user.")] = 20,
+    rate: Annotated[float, typer.Option(min=1, help="Interactions published per second.")] = 200.0,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 7,
 ) -> None:
     """Run the whole stream end to end on the embedded stack and measure the recommendations."""
@@ -358,11 +358,16 @@ def status(
     milvus = Table("collection", "serving", "items", "encoder versions", title="Milvus")
     for c in report.collections:
         milvus.add_row(c.name, "yes" if c.serving else "", str(c.count), ", ".join(c.encoder_versions))
+    worker = Table("figure", "value", title="profile worker (its /metrics page)")
+    for name, value in report.worker.items():
+        worker.add_row(name, value)
     out = Console()
-    for t in (lag, rates, milvus):
+    for t in (lag, rates, milvus, worker):
         out.print(t)
     if report.milvus_error:
         out.print(f"[red]Milvus unavailable:[/] {report.milvus_error}")
+    if report.worker_error:
+        out.print(f"[yellow]profile worker not answering:[/] {report.worker_error}")
 
 
 @app.command("settings")

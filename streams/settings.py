@@ -64,6 +64,17 @@ class Settings(BaseSettings):
         default="fusionrec.interactions-retry",
         description="FUSIONREC_RETRY_TOPIC: interactions waiting for their item (key: user id).",
     )
+    vectors_topic: str = Field(
+        default="fusionrec.item-vectors",
+        description="FUSIONREC_VECTORS_TOPIC: every vector the encoder stores (key: collection/item id), compacted; profile "
+        "workers keep their in-process copy of the index from it.",
+    )
+    index_replica: bool = Field(
+        default=True,
+        description="FUSIONREC_INDEX_REPLICA: profile workers search an in-process copy of the item vectors, fed "
+        "by the vectors topic (fast; memory grows with the catalogue: 10,000 x 384-d items take 15 MB). Off: every "
+        "search goes to Milvus.",
+    )
     partitions: int = Field(default=4, ge=1, description="FUSIONREC_PARTITIONS: partitions per topic = max parallelism.")
     replication_factor: int = Field(default=1, ge=1, description="FUSIONREC_REPLICATION_FACTOR for created topics.")
     profile_generation: int = Field(
@@ -135,6 +146,21 @@ class Settings(BaseSettings):
     encode_batch_size: int = Field(default=64, ge=1, description="FUSIONREC_ENCODE_BATCH_SIZE: items per micro-batch.")
     encode_batch_wait_s: float = Field(
         default=0.25, gt=0, description="FUSIONREC_ENCODE_BATCH_WAIT_S: longest wait to fill a micro-batch."
+    )
+
+    profile_batch_size: int = Field(
+        default=64, ge=1, description="FUSIONREC_PROFILE_BATCH_SIZE: interactions per micro-batch of a profile "
+        "worker (one index search answers the whole batch).",
+    )
+    profile_batch_wait_s: float = Field(
+        default=0.02, gt=0, description="FUSIONREC_PROFILE_BATCH_WAIT_S: longest wait to fill a profile micro-batch "
+        "(adds at most this to an event's latency when the stream is quiet).",
+    )
+
+    views_snapshot_s: float = Field(
+        default=60.0, ge=0, description="FUSIONREC_VIEWS_SNAPSHOT_S: how often a profile worker snapshots its "
+        "popularity and co-occurrence views (with the offsets they cover) into the data dir, so a restart reads "
+        "only the records after it; 0: never, every start reads both topics from the beginning.",
     )
 
     top_k: int = Field(default=10, ge=1, le=1000, description="FUSIONREC_TOP_K: items per recommendation list.")
@@ -264,7 +290,8 @@ class Settings(BaseSettings):
     )
 
     local_fetch_wait_ms: int = Field(
-        default=100, ge=1, description="FUSIONREC_LOCAL_FETCH_WAIT_MS: fetch wait against Tansu (which sleeps it out)."
+        default=20, ge=1, description="FUSIONREC_LOCAL_FETCH_WAIT_MS: fetch wait against Tansu, which sleeps it out "
+        "on an empty fetch: a record waits up to this long per hop (an event->list trip has two).",
     )
     log_level: str = Field(default="INFO", description="FUSIONREC_LOG_LEVEL.")
 

@@ -58,7 +58,7 @@ class EmbeddedStack:
             if not self.base.bootstrap_servers:
                 # Tansu keeps topics in memory only: state derived from an earlier broker's topics
                 # (table stores, vectors) would describe a stream that no longer exists.
-                for derived in ("faust", "milvus"):
+                for derived in ("faust", "milvus", "views"):
                     shutil.rmtree(self.base.data_dir / derived, ignore_errors=True)
                 self.broker = TansuBroker(free_port(), log_path=self.log_dir / "tansu.log")
                 self.broker.start()

@@ -1,4 +1,5 @@
-"""Adapters of the ``VectorIndex`` port: Milvus (milvus.py) and the in-memory twin (memory.py).
+"""Adapters of the ``VectorIndex`` port: Milvus (milvus.py), the in-memory index (memory.py) and the
+profile workers' in-process copy of Milvus, fed by the item-vectors topic (replica.py).
 
 ``open_index(uri)`` picks one by URL, as faust picks stores: ``memory://`` for tests,
 a path ending in ``.db`` for milvus-lite in-process, ``http://host:port`` for a served
@@ -11,8 +12,10 @@ from fusionrec.agents.ports import ItemVector, VectorIndex
 from fusionrec.schemas import ConfigError
 from fusionrec.streams.index.memory import MemoryVectorIndex
 from fusionrec.streams.index.milvus import PROBE_TIMEOUT_S, MilvusVectorIndex, ids_filter, milvus_client, string_literal
+from fusionrec.streams.index.replica import PublishingIndex, ReplicaIndex
 
-__all__ = ["PROBE_TIMEOUT_S", "ItemVector", "MemoryVectorIndex", "MilvusVectorIndex", "VectorIndex", "ids_filter",
+__all__ = ["PROBE_TIMEOUT_S", "ItemVector", "MemoryVectorIndex", "MilvusVectorIndex", "PublishingIndex",
+           "ReplicaIndex", "VectorIndex", "ids_filter",
            "milvus_client", "open_index", "string_literal"]
 
 

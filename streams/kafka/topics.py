@@ -20,7 +20,7 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The five topics fusionrec reads and writes. Pre-created, because auto-created topics
+    """The six topics fusionrec reads and writes. Pre-created, because auto-created topics
     get the broker's default partition count, which would break co-partitioning by user."""
     n, rf = settings.partitions, settings.replication_factor
     return [
@@ -30,6 +30,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.retry_topic, n, rf),
         TopicSpec(settings.recommendations_topic, n, rf),
         TopicSpec(settings.dead_letters_topic, 1, rf),
+        TopicSpec(settings.vectors_topic, n, rf, {"cleanup.policy": "compact"}),
     ]
 
 

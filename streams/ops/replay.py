@@ -116,7 +116,7 @@ def reencode(
     """
     from fusionrec.agents.encode_items import ItemEncoder
     from fusionrec.schemas import EventError
-    from fusionrec.streams.index import MilvusVectorIndex
+    from fusionrec.streams.index import MilvusVectorIndex, PublishingIndex
 
     alias = MilvusVectorIndex(settings.require_milvus_uri(), settings.collection,
                               token=settings.milvus_token.get_secret_value())
@@ -129,7 +129,9 @@ def reencode(
         logger.info("dropping %s, left by an interrupted re-encode", leftover)
         alias.drop_version(leftover)
     target = alias.new_version(fusion.dim, fusion=fusion.spec())
-    processor = ItemEncoder(encoders, fusion, target, fetcher, max_event_bytes=settings.max_event_bytes,
+    # Published too, tagged with the new version: profile workers' index copies fill before the switch.
+    published = PublishingIndex(target, settings, collection=lambda: target.collection)
+    processor = ItemEncoder(encoders, fusion, published, fetcher, max_event_bytes=settings.max_event_bytes,
                             limits=media_limits(settings), threads=settings.media_fetch_threads,
                             max_future_s=settings.max_future_s)
     size = batch_size or settings.encode_batch_size

@@ -68,7 +68,7 @@ class InOrder:
     event arrives past the next offset this worker has not processed yet, the partition is sought
     back to that offset and the early event is dropped (it is read again in its turn; the commit
     guard above keeps its offset uncommitted meanwhile). After a rebalance the next offset is the
-    committed one.
+    committed one, or the partition's first offset when nothing was committed yet.
     """
 
     def __init__(self, app: Any) -> None:
@@ -78,21 +78,35 @@ class InOrder:
 
     async def events(self, events: Any) -> Any:
         async for event in events:
-            message = event.message
-            if message.topic is None:  # in-memory channels (agent test contexts) have no offsets
+            if await self.admit(event):
                 yield event
-                continue
-            consumer = self.app.consumer
-            if self.app.consumer_generation_id != self._generation:
-                self._generation, self._next = self.app.consumer_generation_id, {}
-            tp, offset = message.tp, message.offset
-            expected = self._next.get(tp, consumer._committed_offset.get(tp))
-            if expected is not None and offset > expected:
-                logger.info("%s: offset %d came before %d; reading the partition again from %d", tp, offset, expected,
-                            expected)
-                await consumer.seek(tp, expected)
-                self._next[tp] = expected
-                continue
-            if expected is None or offset == expected:
-                self._next[tp] = offset + 1
-            yield event  # an offset below the next one is a redelivery: the agent recognises it
+
+    async def batch(self, events: Any) -> list[Any]:
+        """The events of a micro-batch that are in order, in order; the rest are read again."""
+        return [event for event in events if await self.admit(event)]
+
+    async def admit(self, event: Any) -> bool:
+        """Whether ``event`` is next in its partition (or a redelivery the agent recognises); an
+        early one is dropped and its partition sought back to the next offset not processed."""
+        message = event.message
+        if message.topic is None:  # in-memory channels (agent test contexts) have no offsets
+            return True
+        consumer = self.app.consumer
+        if self.app.consumer_generation_id != self._generation:
+            self._generation, self._next = self.app.consumer_generation_id, {}
+        tp, offset = message.tp, message.offset
+        expected = self._next.get(tp, consumer._committed_offset.get(tp))
+        if expected is None:
+            # Nothing committed (a new group; Faust also stores a committed 0 as None): the worker
+            # reads from the log's beginning, so that is the first offset to process. Taking the
+            # first event handed on instead would skip any that come after it.
+            expected = (await consumer.earliest_offsets(tp)).get(tp)
+        if expected is not None and offset > expected:
+            logger.info("%s: offset %d came before %d; reading the partition again from %d", tp, offset, expected,
+                        expected)
+            await consumer.seek(tp, expected)
+            self._next[tp] = expected
+            return False
+        if expected is None or offset == expected:
+            self._next[tp] = offset + 1
+        return True  # an offset below the next one is a redelivery: the agent recognises it

@@ -1,6 +1,6 @@
 """The emission policy through the real broker: a burst is coalesced into one trailing list, and an
 unchanged list is not re-published. Its own small stack (profile worker only, policy switched on);
-item vectors go straight into Milvus, so no model is needed."""
+item vectors are stored directly, so no model is needed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from fusionrec.streams import EmbeddedStack, ItemVector, Settings, open_index
 from fusionrec.streams.embedded.processes import free_port
+from fusionrec.streams.index import PublishingIndex
 from fusionrec.testing.stack import Driver
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,9 @@ def emitting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
         emit_only_changed=True, emit_min_interval_s=1.5,
     )
     with EmbeddedStack(settings, roles=("profiles",)) as stack:
-        index = open_index(stack.settings.require_milvus_uri(), stack.settings.collection)
+        # Stored as the encoder stores them: in Milvus and on the vectors topic the worker's index copy reads.
+        index = PublishingIndex(open_index(stack.settings.require_milvus_uri(), stack.settings.collection),
+                                stack.settings)
         index.ensure_collection(4)
         a, b = np.array([1, 0, 0, 0], np.float32), np.array([0, 1, 0, 0], np.float32)
         index.upsert([ItemVector(f"a{i}", a, "test@4") for i in range(1, 7)] +

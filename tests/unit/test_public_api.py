@@ -8,7 +8,8 @@ EXPECTED = {
     "fusionrec.schemas": {
         "SCHEMA_VERSION", "ConfigError", "DeadLetter", "EmbeddedStackError", "EncoderError", "ErrorCode", "Event",
         "EventError", "FusionrecError", "Interaction", "InteractionType", "Item", "MediaKind", "MediaRef", "Recommendation",
-        "RecommendedItem", "StreamError", "VectorIndexError", "VectorStoreUnavailable", "check_not_ahead", "decode", "valid_id",
+        "RecommendedItem", "StoredVector", "StreamError", "VectorIndexError", "VectorStoreUnavailable", "check_not_ahead",
+        "decode", "valid_id",
     },
     "fusionrec.encoders": {
         "DEFAULT_TEXT_MODEL", "MODALITIES", "Block", "EarlyFusion", "Encoder", "Fusion", "HashingTextEncoder",

@@ -41,7 +41,7 @@ def catalogue() -> MemoryVectorIndex:
     return index
 
 
-def make_recommend(index: MemoryVectorIndex, timeout_s: float = 600.0):
+def make_recommend(index: MemoryVectorIndex, timeout_s: float = 600.0, batch_size: int = 1):
     app = make_app()
     table: dict[bytes, bytes] = {}
     sink = MemorySink()
@@ -51,12 +51,14 @@ def make_recommend(index: MemoryVectorIndex, timeout_s: float = 600.0):
                                         max_event_bytes=10_000),
         sink=sink, recommendations=RECS, dead_letters=DLQ,
         retry=recommend.RetryPolicy(first_delay_s=0.01, timeout_s=timeout_s),
+        batch_size=batch_size, batch_wait_s=0.05,
     )
     return agent, retry_agent, table, sink
 
 
-def test_recommend_agent_routes_good_bad_duplicate_and_late_events():
-    agent, _, table, sink = make_recommend(catalogue())
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_recommend_agent_routes_good_bad_duplicate_and_late_events(batch_size):
+    agent, _, table, sink = make_recommend(catalogue(), batch_size=batch_size)
 
     async def run() -> list:
         async with agent.test_context() as ctx:

@@ -210,3 +210,17 @@ def test_newness_lifts_a_new_release_catching_on_above_an_older_hit() -> None:
 
     assert top(0.0) == ["old-hit", "new-release"]
     assert top(1.0) == ["new-release", "old-hit"]
+
+
+def test_decayed_counter_top_kept_up_to_date_equals_a_full_scan():
+    rng = np.random.default_rng(4)
+    c = DecayedCounter(half_life_s=50.0)
+    t = 0.0
+    for n in range(3000):
+        t += float(rng.exponential(1.0)) if n != 1500 else 20_000.0  # one gap long enough to rescale
+        c.add(f"i{rng.integers(0, 200)}", float(rng.choice([1.0, 2.0, 0.5])), now=t)
+        if n % 7 == 0:
+            for k in (1, 10, 50):
+                scale = 2.0 ** ((c.ref_time - c._base) / c.half_life_s)
+                scan = sorted(((key, v / scale) for key, v in c._raw.items() if v > 0), key=lambda kv: (-kv[1], kv[0]))
+                assert c.top(k) == scan[:k]

@@ -47,4 +47,5 @@ def test_measure_counts_matches_chance_latency_and_seen_leaks():
     assert result.random_rate == 4 / 16  # two genres of eight, two items each
     assert result.p50_ms == pytest.approx(20.0, abs=0.01) and result.p95_ms <= 30.0 + 0.01
     assert result.seen_violations == 1 and not result.ok
-    assert "2 recommendation lists for 1 users" in result.summary_line()
+    assert result.events_per_s == pytest.approx(2 / 0.030)
+    assert "2 recommendation lists for 1 users" in result.summary_line() and "67 events/s sustained" in result.summary_line()
