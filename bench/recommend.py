@@ -1,5 +1,6 @@
-"""Per-event cost of the profile path (learn + retrieve + rank) against a served milvus-lite,
-next to the raw Milvus calls it makes, in the same run.
+"""Per-event cost of the profile path (learn + retrieve + rank) when every search goes to a served
+milvus-lite (``FUSIONREC_INDEX_REPLICA=false``), next to the raw Milvus calls it makes, in the same
+run. The embedded default searches an in-process copy instead: bench/stream.py measures that.
 
     .venv/bin/python bench/recommend.py [--items 2000] [--events 200]
 
@@ -59,7 +60,8 @@ def main() -> None:
                 ev = Interaction(event_id=f"e{n}", user_id=str(user), item_id=f"i{item}", type="like",
                                  timestamp=datetime.now(UTC))
                 t = time.perf_counter()
-                states[user], _ = rec.handle(ev, states[user])
+                updated, _ = rec.handle_many([ev], {str(user): states[user]})
+                states[user] = updated[str(user)]
                 full.append((time.perf_counter() - t) * 1000)
                 queries = [q[1] for q in states[user].queries()]
                 t = time.perf_counter()

@@ -150,7 +150,6 @@ class ReplicaIndex:
         self.ready_timeout_s = ready_timeout_s
         self.applied = 0
         self.lag = 0  # records of the topic not read yet, as of the last poll
-        self.last_record_at = 0.0
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="index-replica", daemon=True)
@@ -202,7 +201,6 @@ class ReplicaIndex:
                         rows.append(row)
                 if rows:
                     self._apply(rows)
-                    self.last_record_at = time.time()
                 if not self._ready.is_set() and all(position[p] >= end for p, end in ends.items()):
                     logger.info("index replica ready: %d vectors", sum(c.count() for c in self._copies.values()))
                     self._ready.set()
