@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo lint test test-unit test-integration up evaluate clean
+.PHONY: install demo lint test test-unit test-integration up evaluate evaluate-search clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ up: $(STAMP)
 ML100K ?= ../shared/data/movielens-100k
 evaluate: $(STAMP)
 	$(BIN)/fusionrec evaluate --dataset movielens-100k --data-dir $(ML100K)
+
+evaluate-search: $(STAMP)
+	$(BIN)/fusionrec evaluate --task search --dataset movielens-100k --data-dir $(ML100K)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

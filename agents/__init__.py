@@ -3,6 +3,7 @@
 from fusionrec.agents.emission import Decision, EmissionConfig, EmissionPolicy
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel, ProfileState
 from fusionrec.agents.ranking import Candidate, Filters, Ranked, RankWeights, overfetch, rank
+from fusionrec.agents.search import Query, Searcher, SearchRequest, SearchWeights
 from fusionrec.agents.stats import Catalogue, ItemInfo, ItemStats
 
 __all__ = [
@@ -18,8 +19,12 @@ __all__ = [
     "ProfileConfig",
     "ProfileModel",
     "ProfileState",
+    "Query",
     "RankWeights",
     "Ranked",
+    "SearchRequest",
+    "SearchWeights",
+    "Searcher",
     "overfetch",
     "rank",
 ]

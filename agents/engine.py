@@ -22,11 +22,15 @@ from fusionrec.agents.profile import ProfileModel, ProfileState
 from fusionrec.agents.ranking import Candidate, Filters, RankWeights, overfetch, rank, shortlist
 from fusionrec.agents.stats import Catalogue, ItemInfo, ItemStats
 from fusionrec.encoders.fusion import query_transform
+from fusionrec.encoders.query import QueryEncoder
 from fusionrec.schemas import (
     ErrorCode,
     EventError,
+    FusionrecError,
     Interaction,
+    InteractionType,
     Item,
+    QueryError,
     Recommendation,
     RecommendedItem,
     check_not_ahead,
@@ -102,6 +106,7 @@ class Recommender:
         self, index: VectorIndex, model: ProfileModel, *, views: Views, top_k: int, max_candidates: int,
         max_event_bytes: int, weights: RankWeights | None = None, filters: Filters | None = None,
         per_source: int = 50, cache_size: int = 50_000, max_queries: int = 4, max_future_s: float = 86_400.0,
+        queries: QueryEncoder | None = None,
     ) -> None:
         self.index = index
         self.model = model
@@ -117,22 +122,35 @@ class Recommender:
         self.encoder_version = "unknown"
         self._cache: OrderedDict[str, ItemVector] = OrderedDict()
         self.cache_size = cache_size
-        self._fusion: tuple[float, str | None, Callable[[np.ndarray], np.ndarray]] = (-1e9, None, query_transform(None))
+        self.queries = queries
+        self._fusion: tuple[float, dict | None, Callable[[np.ndarray], np.ndarray]] = (-1e9, None, query_transform(None))
 
-    def query(self, vector: np.ndarray) -> np.ndarray:
-        """A profile vector shaped for the index as the collection's fusion says (re-read every
-        :data:`FUSION_CHECK_S`, so a re-encode with another fusion is picked up; cached item
-        vectors of the old space are dropped then)."""
-        checked, version, transform = self._fusion
+    def fusion_spec(self) -> dict | None:
+        """The collection's fusion spec, re-read every :data:`FUSION_CHECK_S`, so a re-encode with
+        another fusion is picked up (cached item vectors of the old space are dropped then)."""
+        checked, spec, transform = self._fusion
         now = time.monotonic()
         if now - checked > FUSION_CHECK_S:
-            spec = self.index.fusion_spec()
-            new = (spec or {}).get("version")
-            if new != version:
-                transform = query_transform(spec)
+            new = self.index.fusion_spec()
+            if (new or {}).get("version") != (spec or {}).get("version"):
+                transform = query_transform(new)
                 self._cache.clear()
             self._fusion = (now, new, transform)
-        return transform(vector)
+        return self._fusion[1]
+
+    def query(self, vector: np.ndarray) -> np.ndarray:
+        """A profile or query vector shaped for the index as the collection's fusion says."""
+        self.fusion_spec()
+        return self._fusion[2](vector)
+
+    def encode_queries(self, modality: str, inputs: Sequence[object]) -> np.ndarray:
+        """Search words (or decoded pictures) as rows of the fused item space (blocking: a model call)."""
+        spec = self.fusion_spec()
+        if self.queries is None:
+            raise QueryError("this worker encodes no queries (FUSIONREC_SEARCH_MODALITIES is empty)", status=422)
+        if spec is None:
+            raise QueryError("nothing is indexed yet: there is no catalogue to search", status=503)
+        return self.queries.encode(modality, inputs, spec)
 
     def vectors(self, ids: Sequence[str]) -> dict[str, ItemVector]:
         """Item vectors by id, from a cache in front of the index.
@@ -179,15 +197,24 @@ class Recommender:
         or an earlier event of the batch had the same id) or the :class:`EventError` it failed with.
         ``states`` is not changed, so a batch can be run again after a failure.
         """
-        vectors = self.vectors(list(dict.fromkeys(e.item_id for e in events)))
+        vectors = self.vectors(list(dict.fromkeys(e.item_id for e in events if e.item_id is not None)))
+        searched = self._search_vectors(events, states)
         current = dict(states)
         outcomes: list[Applied | Duplicate | EventError | int] = []
         requests: list[ListRequest] = []
         for event in events:
             state = current.get(event.user_id) or ProfileState()
-            item = vectors.get(event.item_id)
+            item = vectors.get(event.item_id) if event.item_id is not None else None
             if state.has_applied(event.event_id):
                 outcomes.append(Duplicate(event.event_id))
+            elif event.type is InteractionType.SEARCH:
+                found = searched.get(event.event_id)
+                if isinstance(found, EventError):
+                    outcomes.append(found)
+                    continue
+                state = current[event.user_id] = self.model.learn_query(state, event.event_id, found, event.query or "")
+                outcomes.append(len(requests))
+                requests.append(ListRequest(state, event.user_id, trigger=event))
             elif item is None:
                 outcomes.append(EventError(ErrorCode.UNKNOWN_ITEM, f"item {event.item_id!r} is not in the index"))
             else:
@@ -204,7 +231,23 @@ class Recommender:
                 for o in outcomes]
         return {u: s for u, s in current.items() if s is not states.get(u)}, done  # type: ignore[misc]
 
-    def _title(self, item_id: str) -> str:
+    def _search_vectors(
+        self, events: Sequence[Interaction], states: Mapping[str, ProfileState],
+    ) -> dict[str, np.ndarray | EventError]:
+        """The query vector of each search event not applied yet, by event id (one model call), or
+        the error every one of them fails with."""
+        todo = {e.event_id: e.query or "" for e in events if e.type is InteractionType.SEARCH
+                and not (states.get(e.user_id) or ProfileState()).has_applied(e.event_id)}
+        if not todo:
+            return {}
+        try:
+            rows = self.encode_queries("text", list(todo.values()))
+        except FusionrecError as exc:
+            error = EventError(ErrorCode.ENCODE_FAILED, f"search query not encoded: {exc}")
+            return dict.fromkeys(todo, error)
+        return dict(zip(todo, rows, strict=True))
+
+    def title(self, item_id: str) -> str:
         info = self.views.catalogue.get(item_id)
         return f"\u201c{info.title}\u201d" if info and info.title else item_id
 
@@ -274,14 +317,18 @@ class Recommender:
                                         else stats.popular(n, trending=True))
             return popular[n, category]
 
-        last = self._title(state.recent[-1]) if state.recent else ""
+        last = self.title(state.recent[-1]) if state.recent else ""
+        if state.last_query:
+            last_reason = f"matches your search \u2018{state.last_query}\u2019"
+        else:
+            last_reason = f"similar to {last}" if last else "similar to items you liked"
         for (name, _, weight), hits in zip(queries, results, strict=True):
-            reason = f"similar to {last}" if name == "short" and last else "similar to items you liked"
+            reason = last_reason if name == "short" else "similar to items you liked"
             # Over-fetched so that per_source unseen hits remain; the seen ones are dropped here.
             for item_id, score in [h for h in hits if h[0] not in seen][: self.per_source]:
                 cand(item_id).add("content", weight * score, reason)
         for item_id, score, via in stats.neighbours(state.recent[-5:], self.per_source):
-            cand(item_id).add("cooccurrence", score, f"often chosen with {self._title(via)}")
+            cand(item_id).add("cooccurrence", score, f"often chosen with {self.title(via)}")
         for item_id, score in top(self.per_source):
             cand(item_id).add("popularity", score, "popular now")
         recent_categories = {info.category for i in state.recent[-5:] if (info := catalogue.get(i)) and info.category}

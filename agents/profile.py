@@ -68,6 +68,8 @@ class ProfileConfig:
     max_seen: int = 2_000
     max_event_ids: int = 2_000
     max_recent: int = 20
+    # How far one search moves the short-term view, as an event of this weight would.
+    search_weight: float = 1.0
 
     def event_weight(self, kind: InteractionType, value: float | None) -> float:
         """
@@ -99,6 +101,7 @@ class ProfileState:
     event_ids: tuple[str, ...] = ()
     recent: tuple[str, ...] = ()  # latest positively-weighted items, newest last
     n_events: int = 0
+    last_query: str = ""  # the words of a search that came after the last item event
 
     def vector(self) -> np.ndarray | None:
         """The unit-length long-term direction, or ``None`` while the user has no signal."""
@@ -159,6 +162,8 @@ class ProfileState:
             "recent": list(self.recent),
             "n_events": self.n_events,
         }
+        if self.last_query:
+            doc["query"] = self.last_query
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -177,6 +182,7 @@ class ProfileState:
             event_ids=tuple(doc["event_ids"]),
             recent=tuple(doc.get("recent", [])),
             n_events=doc["n_events"],
+            last_query=doc.get("query", ""),
         )
 
 
@@ -263,6 +269,33 @@ class ProfileModel:
             event_ids=_push_bounded(state.event_ids, event_id, cfg.max_event_ids),
             recent=_push_bounded(state.recent, item_id, cfg.max_recent) if w > 0 else state.recent,
             n_events=state.n_events + 1,
+            last_query="",
+        )
+
+    def learn_query(self, state: ProfileState, event_id: str, query_vector: np.ndarray, query: str) -> ProfileState:
+        """Fold a search into the short-term view only: the next lists lean toward what the user just
+        searched for, while the long-term view, interests and seen items stay what the user chose.
+
+        >>> model = ProfileModel(ProfileConfig(short_term_alpha=0.5))
+        >>> s = model.learn_one(ProfileState(), "e1", "a", np.array([1.0, 0.0]), InteractionType.LIKE, None, 0.0)
+        >>> s = model.learn_query(s, "q1", np.array([0.0, 1.0]), "b things")
+        >>> [round(float(x), 3) for x in s.short_term()], s.vector().tolist(), s.last_query, s.seen
+        ([0.707, 0.707], [1.0, 0.0], 'b things', ('a',))
+        """
+        if state.has_applied(event_id):
+            return state
+        cfg = self.config
+        unit = _unit(np.asarray(query_vector, dtype=np.float64))
+        short = state.short_vector
+        if unit is not None:
+            step = cfg.short_term_alpha * cfg.search_weight * unit
+            short = step if short is None else (1 - cfg.short_term_alpha) * short + step
+        return replace(
+            state,
+            short_vector=None if short is None else short.astype(np.float32),
+            event_ids=_push_bounded(state.event_ids, event_id, cfg.max_event_ids),
+            n_events=state.n_events + 1,
+            last_query=query,
         )
 
     def _cluster(

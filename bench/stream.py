@@ -191,6 +191,21 @@ def catalogue(args: argparse.Namespace, rng: np.random.Generator) -> list[Item]:
     return out
 
 
+def publish_catalogue(settings: Settings, items: list[Item]) -> float:
+    """Publish ``items`` and wait until the encoder worker has stored them all; the seconds it took."""
+    started = time.monotonic()
+    with Publisher(settings) as pub:
+        pub.publish_many(items)
+    index = open_index(settings.require_milvus_uri(), settings.collection)
+    with tqdm(total=len(items), desc="encoding the catalogue", unit="item") as bar:
+        while (n := index.count()) < len(items):
+            bar.update(n - bar.n)
+            time.sleep(1.0)
+        bar.update(n - bar.n)
+    index.close()
+    return time.monotonic() - started
+
+
 def processes(stack: EmbeddedStack, extra: dict[str, int]) -> dict[str, int]:
     out = {"bench": os.getpid()}
     if stack.broker and stack.broker.process:
@@ -271,18 +286,7 @@ def main() -> None:
                     "cpus": os.cpu_count(), "scenarios": {}}
     with EmbeddedStack(base) as stack:
         s = stack.settings
-        items = catalogue(args, rng)
-        started = time.monotonic()
-        with Publisher(s) as pub:
-            pub.publish_many(items)
-        index = open_index(s.require_milvus_uri(), s.collection)
-        with tqdm(total=len(items), desc="encoding the catalogue", unit="item") as bar:
-            while (n := index.count()) < len(items):
-                bar.update(n - bar.n)
-                time.sleep(1.0)
-            bar.update(n - bar.n)
-        index.close()
-        result["catalogue_s"] = time.monotonic() - started
+        result["catalogue_s"] = publish_catalogue(s, catalogue(args, rng))
         reader = Reader(s, s.recommendations_topic, "trigger_event_id", "trigger_timestamp")
         try:
             warm = {**vars(args), "rates": [50.0], "seconds": 4.0}

@@ -27,6 +27,7 @@ from fusionrec.encoders.fusion import (
 )
 from fusionrec.encoders.hashing import HashingTextEncoder
 from fusionrec.encoders.loading import DEFAULT_TEXT_MODEL, MODALITIES, load_encoders, load_text_encoder, resolve_text_model_dir
+from fusionrec.encoders.query import QueryEncoder, fusion_from_spec
 from fusionrec.encoders.vectors import VectorPassThrough
 
 __all__ = [
@@ -39,9 +40,11 @@ __all__ = [
     "HashingTextEncoder",
     "LateFusion",
     "LearnedFusion",
+    "QueryEncoder",
     "TextEncoder",
     "VectorPassThrough",
     "encode_raw",
+    "fusion_from_spec",
     "l2_normalize",
     "load_encoders",
     "load_text_encoder",

@@ -7,12 +7,15 @@ from fusionrec.schemas.errors import (
     ErrorCode,
     EventError,
     FusionrecError,
+    QueryError,
     StreamError,
     VectorIndexError,
     VectorStoreUnavailable,
 )
 from fusionrec.schemas.events import (
+    MAX_QUERY_CHARS,
     SCHEMA_VERSION,
+    SEARCH_SCHEMA_VERSION,
     DeadLetter,
     Event,
     Interaction,
@@ -22,6 +25,7 @@ from fusionrec.schemas.events import (
     MediaRef,
     Recommendation,
     RecommendedItem,
+    SearchResults,
     StoredVector,
     check_not_ahead,
     decode,
@@ -29,7 +33,9 @@ from fusionrec.schemas.events import (
 )
 
 __all__ = [
+    "MAX_QUERY_CHARS",
     "SCHEMA_VERSION",
+    "SEARCH_SCHEMA_VERSION",
     "ConfigError",
     "DeadLetter",
     "EmbeddedStackError",
@@ -43,8 +49,10 @@ __all__ = [
     "Item",
     "MediaKind",
     "MediaRef",
+    "QueryError",
     "Recommendation",
     "RecommendedItem",
+    "SearchResults",
     "StoredVector",
     "StreamError",
     "VectorIndexError",

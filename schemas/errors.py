@@ -6,6 +6,7 @@ so callers can catch by layer without importing faust, confluent-kafka or pymilv
     FusionrecError
     ├── ConfigError          settings that cannot work (bad URL, missing model directory)
     ├── EventError           one bad input event; carries the dead-letter ``code``
+    ├── QueryError           a search that cannot be answered as asked; carries the HTTP ``status``
     ├── EncoderError         a model could not be loaded or failed on a batch
     ├── VectorIndexError     the vector store refused an operation (this request is wrong)
     │   └── VectorStoreUnavailable  the store did not answer (down, restarting, overloaded): wait and retry
@@ -53,6 +54,16 @@ class EventError(FusionrecError):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+
+
+class QueryError(FusionrecError):
+    """A search query that cannot be answered as asked (empty, too long, an unknown item, a picture that
+    does not decode); ``status`` is the HTTP status it is answered with."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
 
 
 class EncoderError(FusionrecError):

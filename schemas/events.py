@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from fusionrec.schemas.errors import ErrorCode, EventError
 
 SCHEMA_VERSION = 1
+SEARCH_SCHEMA_VERSION = 2  # interactions: version 2 adds ``search`` events (a ``query`` instead of an item)
 MAX_VALUE = 1e6  # the largest |value| an interaction may carry (ratings, watch ratios, counts)
 
 Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")]
@@ -120,15 +121,34 @@ class InteractionType(StrEnum):
     RATING = "rating"
     SKIP = "skip"
     DISLIKE = "dislike"
+    SEARCH = "search"
+
+
+MAX_QUERY_CHARS = 1_000
 
 
 class Interaction(Event):
-    """One user action on one item (topic ``interactions``, key = user id)."""
+    """One user action on one item (topic ``interactions``, key = user id).
 
+    Schema version 2 adds ``search``: what a user searched for, with the words in ``query`` and no
+    ``item_id``; the profile worker folds the query into the user's short-term interest. A search
+    event without ``schema_version`` is version 2; every other type is unchanged from version 1.
+    """
+
+    # What the validators below check, for apps that validate with the JSON Schema.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"type": {"const": "search"}}, "required": ["type"]},
+        "then": {"required": ["query"], "not": {"required": ["item_id"]},
+                 "properties": {"schema_version": {"const": 2}}},
+        "else": {"required": ["item_id"], "not": {"required": ["query"]}},
+    })
+
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     event_id: Id
     user_id: Id
-    item_id: Id
+    item_id: Id | None = None
     type: InteractionType
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_QUERY_CHARS)
     # Bounded: a rating of 1e308 would push a profile's sums past float32 and leave it infinite for good.
     value: float | None = Field(default=None, ge=-MAX_VALUE, le=MAX_VALUE)
     timestamp: datetime
@@ -142,6 +162,29 @@ class Interaction(Event):
         if v is not None and not math.isfinite(v):
             raise ValueError("value must be a finite number")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _search_is_v2(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") == InteractionType.SEARCH and "schema_version" not in data:
+            return {**data, "schema_version": SEARCH_SCHEMA_VERSION}
+        return data
+
+    @model_validator(mode="after")
+    def _item_or_query(self) -> Interaction:
+        if self.type is InteractionType.SEARCH:
+            if self.schema_version < SEARCH_SCHEMA_VERSION:
+                raise ValueError(f"search events need schema_version {SEARCH_SCHEMA_VERSION}")
+            if self.query is None or not self.query.strip():
+                raise ValueError("a search event needs the query's words in `query`")
+            if self.item_id is not None:
+                raise ValueError("a search event names no item_id")
+        else:
+            if self.item_id is None:
+                raise ValueError(f"a {self.type} event needs an item_id")
+            if self.query is not None:
+                raise ValueError("only search events carry a query")
+        return self
 
 
 class RecommendedItem(BaseModel):
@@ -161,6 +204,22 @@ class Recommendation(Event):
     generated_at: datetime
     trigger_event_id: str | None = None
     trigger_timestamp: datetime | None = None
+
+
+class SearchResults(Event):
+    """The answer to a search (``GET``/``POST /search`` on a profile worker): the best matches first.
+
+    ``personalization`` is how much the user's profile counted (0: plain search, or no user given).
+    """
+
+    query: str | None = None
+    image: bool = False
+    like: str | None = None
+    user_id: str | None = None
+    personalization: float = 0.0
+    items: list[RecommendedItem]
+    model_version: str
+    generated_at: datetime
 
 
 class StoredVector(Event):
@@ -231,8 +290,9 @@ def decode(model: type[E], raw: bytes | None, *, max_bytes: int) -> E:
         if any(e["type"] == "json_invalid" for e in errors):
             raise EventError(ErrorCode.MALFORMED_JSON, errors[0]["msg"]) from exc
         if any(e["loc"] == ("schema_version",) for e in errors):
+            known = " or ".join(map(str, get_args(model.model_fields["schema_version"].annotation)))
             raise EventError(
-                ErrorCode.UNSUPPORTED_SCHEMA_VERSION, f"{model.__name__} understands schema_version {SCHEMA_VERSION}"
+                ErrorCode.UNSUPPORTED_SCHEMA_VERSION, f"{model.__name__} understands schema_version {known}"
             ) from exc
         detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors[:5])
         raise EventError(ErrorCode.INVALID_EVENT, f"{model.__name__}: {detail}") from exc

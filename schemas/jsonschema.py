@@ -10,9 +10,11 @@ import json
 import sys
 from pathlib import Path
 
+from typing import get_args
+
 from pydantic import BaseModel
 
-from fusionrec.schemas.events import SCHEMA_VERSION, DeadLetter, Interaction, Item, Recommendation, StoredVector
+from fusionrec.schemas.events import DeadLetter, Interaction, Item, Recommendation, StoredVector
 
 MODELS: dict[str, type[BaseModel]] = {
     "item": Item,
@@ -30,9 +32,14 @@ def render(model: type[BaseModel]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
+def newest_version(model: type[BaseModel]) -> int:
+    """The highest ``schema_version`` a model reads (its schema also accepts the older ones)."""
+    return max(get_args(model.model_fields["schema_version"].annotation))
+
+
 def files() -> dict[str, str]:
-    """File name -> contents for every payload schema."""
-    return {f"{name}.v{SCHEMA_VERSION}.json": render(model) for name, model in MODELS.items()}
+    """File name -> contents for every payload schema, named after its newest version."""
+    return {f"{name}.v{newest_version(model)}.json": render(model) for name, model in MODELS.items()}
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from fusionrec.agents.ports import EventSink, MediaFetcher
 from fusionrec.encoders.media.fetch import MediaPolicy, MemoryMediaFetcher, PolicyMediaFetcher
+from fusionrec.streams.client import Client
 from fusionrec.streams.embedded.stack import EmbeddedStack
 from fusionrec.streams.index import ItemVector, MemoryVectorIndex, MilvusVectorIndex, VectorIndex, open_index
 from fusionrec.streams.kafka.client import Publisher, Received, RecommendationConsumer
@@ -11,6 +12,7 @@ from fusionrec.streams.kafka.topics import TopicSpec, create_topics, topic_specs
 from fusionrec.streams.settings import Settings
 
 __all__ = [
+    "Client",
     "EmbeddedStack",
     "EventSink",
     "FaustSink",

@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from fusionrec.agents.engine import Recommender, Views
 from fusionrec.agents.profile import DEFAULT_EVENT_WEIGHTS, ProfileConfig, ProfileModel
 from fusionrec.agents.ranking import Filters, RankWeights
+from fusionrec.agents.search import Searcher, SearchWeights
 from fusionrec.agents.stats import ItemStats
 from fusionrec.encoders import Encoder, Fusion
 from fusionrec.encoders.media import MediaLimits
 from fusionrec.encoders.media.fetch import MediaPolicy
+from fusionrec.encoders.query import QueryEncoder
 from fusionrec.schemas import MediaKind
 from fusionrec.streams.index import VectorIndex
 from fusionrec.streams.settings import Settings
@@ -60,7 +62,7 @@ def profile_config(settings: Settings) -> ProfileConfig:
     return ProfileConfig(
         half_life_s=settings.profile_half_life_s, weights={**DEFAULT_EVENT_WEIGHTS, **settings.event_weights},
         short_term_alpha=settings.short_term_alpha, max_interests=settings.max_interests,
-        rating_midpoint=settings.rating_midpoint,
+        rating_midpoint=settings.rating_midpoint, search_weight=settings.search_event_weight,
     )
 
 
@@ -73,8 +75,43 @@ def rank_weights(settings: Settings) -> RankWeights:
     )
 
 
-def build_recommender(settings: Settings, index: VectorIndex, *, weights: RankWeights | None = None) -> Recommender:
-    """A :class:`Recommender` with empty views; ``weights`` overrides the settings' ranking weights."""
+def query_encoder(settings: Settings) -> QueryEncoder | None:
+    """The encoders of search words and pictures, as the items' own were configured (loaded at first use)."""
+    if not settings.search_modalities:
+        return None
+    common = {"model_dir": settings.model_dir, "device": settings.device, "batch_size": settings.encode_batch_size,
+              "threads": settings.torch_threads}
+
+    def text() -> Encoder:
+        from fusionrec.encoders import load_text_encoder
+
+        return load_text_encoder(settings.text_model, **common)
+
+    def image() -> Encoder:
+        from fusionrec.encoders.image import load_image_encoder
+
+        return load_image_encoder(settings.image_model, **common)
+
+    loaders = {"text": text, "image": image}
+    return QueryEncoder({m: loaders[m] for m in settings.search_modalities}, fusion_model=settings.fusion_model)
+
+
+def search_weights(settings: Settings) -> SearchWeights:
+    return SearchWeights(
+        personalization=settings.search_personalization, profile=settings.search_weight_profile,
+        cooccurrence=settings.search_weight_cooccurrence, popularity=settings.search_weight_popularity,
+        pool=settings.search_pool,
+    )
+
+
+def build_searcher(settings: Settings, recommender: Recommender) -> Searcher:
+    return Searcher(recommender, search_weights(settings))
+
+
+def build_recommender(settings: Settings, index: VectorIndex, *, weights: RankWeights | None = None,
+                      queries: QueryEncoder | None = None) -> Recommender:
+    """A :class:`Recommender` with empty views; ``weights`` overrides the settings' ranking weights and
+    ``queries`` encodes search words (for ``search`` events)."""
     stats = ItemStats(popularity_half_life_s=settings.popularity_half_life_s,
                       trending_half_life_s=settings.trending_half_life_s,
                       recent_per_user=settings.cooccurrence_window)
@@ -84,4 +121,5 @@ def build_recommender(settings: Settings, index: VectorIndex, *, weights: RankWe
         max_future_s=settings.max_future_s,
         max_queries=settings.max_queries, weights=weights or rank_weights(settings),
         filters=Filters(frozenset(settings.include_categories), frozenset(settings.exclude_categories)),
+        queries=queries,
     )

@@ -206,27 +206,55 @@ def recommend(
     as_json: Annotated[bool, typer.Option("--json", help="Print the Recommendation JSON.")] = False,
 ) -> None:
     """A user's current list, asked of the profile worker (FUSIONREC_WEB_HOST/PORT), without an event."""
-    import httpx
+    from fusionrec.streams.client import Client
 
-    from fusionrec.schemas import Recommendation, StreamError
-
-    settings = Settings()
-    params: list[tuple[str, str | int]] = [("k", k)] if k else []
-    params += [("category", c) for c in category or []] + [("exclude_category", c) for c in exclude_category or []]
-    try:
-        resp = httpx.get(f"{settings.worker_url}/recommend/{user}/", params=params, timeout=30)
-    except httpx.HTTPError as exc:
-        raise StreamError(f"no profile worker at {settings.worker_url}: {exc}") from exc
-    if resp.status_code != 200:
-        raise StreamError(f"worker answered {resp.status_code}: {resp.text[:200]}")
-    rec = Recommendation.model_validate_json(resp.content)
+    with Client() as client:
+        rec = client.recommend(user, k=k, categories=category or [], exclude_categories=exclude_category or [])
     if as_json:
         print(rec.model_dump_json(indent=2))
         return
-    table = Table("#", "item", "score", "reason", title=f"{user}: {rec.model_version}")
-    for n, item in enumerate(rec.items, 1):
+    _print_items(f"{user}: {rec.model_version}", rec.items)
+
+
+def _print_items(title: str, items: list) -> None:
+    table = Table("#", "item", "score", "reason", title=title)
+    for n, item in enumerate(items, 1):
         table.add_row(str(n), item.item_id, f"{item.score:.3f}", item.reason)
     Console().print(table)
+
+
+@app.command()
+def search(
+    words: Annotated[str | None, typer.Argument(help="What to search for, in words.")] = None,
+    user: Annotated[str | None, typer.Option(help="Rank for this user (their profile, co-occurrence, popularity).")] = None,
+    image: Annotated[str | None, typer.Option(help="A picture to search by: a file, or a URI the worker may fetch.")] = None,
+    like: Annotated[str | None, typer.Option(help="An item id: find items like it (itself left out).")] = None,
+    k: Annotated[int | None, typer.Option(min=1, max=1000, help="Results (default FUSIONREC_TOP_K).")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only these categories (repeatable).")] = None,
+    exclude_category: Annotated[list[str] | None, typer.Option(help="Never these categories (repeatable).")] = None,
+    personalization: Annotated[float | None, typer.Option(
+        min=0, help="How much the user counts (default FUSIONREC_SEARCH_PERSONALIZATION; 0 = plain search).")] = None,
+    record: Annotated[bool, typer.Option(help="Also publish the words as the user's `search` event.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the SearchResults JSON.")] = False,
+) -> None:
+    """Search the catalogue by words, a picture and/or an example item, asked of the profile worker."""
+    from fusionrec.streams.client import Client
+
+    picture: Path | str | None = image
+    if image is not None and "://" not in image:
+        picture = Path(image)
+        if not picture.is_file():
+            raise typer.BadParameter(f"{image} is not a file", param_hint="--image")
+    with Client() as client:
+        found = client.search(words, user=user, image=picture, like=like, k=k, categories=category or [],
+                              exclude_categories=exclude_category or [], personalization=personalization,
+                              record=record)
+    if as_json:
+        print(found.model_dump_json(indent=2))
+        return
+    asked = " + ".join(p for p in (f"\u2018{words}\u2019" if words else "", "picture" if image else "",
+                                   f"like {like}" if like else "") if p)
+    _print_items(f"{asked}{f' for {user}' if user else ''} (personalization {found.personalization:g})", found.items)
 
 
 @topics_app.command("create")
@@ -445,6 +473,11 @@ class Protocol(StrEnum):
     prequential = "prequential"
 
 
+class Task(StrEnum):
+    recommend = "recommend"
+    search = "search"
+
+
 @app.command()
 def evaluate(
     dataset: Annotated[str, typer.Option(help="movielens-100k, lastfm-2k or generic (your own files).")] = "movielens-100k",
@@ -464,8 +497,11 @@ def evaluate(
     rating_midpoint: Annotated[float | None, typer.Option(
         help="A rating weighs value - midpoint (default: the dataset's own, MovieLens 0; else FUSIONREC_RATING_MIDPOINT).",
     )] = None,
+    task: Annotated[Task, typer.Option(help="recommend: lists against baselines; search: known-item and "
+                                       "personalised search.")] = Task.recommend,
 ) -> None:
-    """Replay a real interaction log in time order against baselines; Markdown + JSON + PNG report."""
+    """Replay a real interaction log in time order against baselines (or evaluate search: --task search);
+    Markdown + JSON + PNG report."""
     from dataclasses import replace
 
     from fusionrec.streams.evaluation.datasets import load_dataset
@@ -482,16 +518,25 @@ def evaluate(
     source = ("--rating-midpoint" if rating_midpoint is not None else f"{data.name}'s own" if "rating_midpoint" in data.settings
               else "FUSIONREC_RATING_MIDPOINT")
     console.print(f"{data.describe()}; a rating weighs value - {midpoint:g} ({source})")
+    started = time.perf_counter()
+    folder = out or settings.data_dir / "eval" / data.name
+    if task is Task.search:
+        from fusionrec.streams.evaluation import search as search_eval
+
+        found = search_eval.evaluate_search(settings, data, search_eval.SearchEvalConfig(
+            seed=seed, resamples=resamples, score_share=score_share, cache_dir=settings.data_dir / "eval-cache"))
+        paths = search_eval.write(found, folder)
+        print(paths[0].read_text())
+        console.print(f"{time.perf_counter() - started:.0f} s; wrote " + ", ".join(str(p) for p in paths))
+        return
     config = EvalConfig(
         protocols=tuple(p.value for p in protocol) if protocol else ("global", "prequential"),
         models=tuple(m.strip() for m in models.split(",") if m.strip()), seed=seed, resamples=resamples,
         workers=workers, score_share=score_share, cache_dir=settings.data_dir / "eval-cache",
         **({} if tune else {"rank_grid": {}, "als_grid": ({"factors": 64, "regularization": 0.05, "alpha": 10.0},)}),
     )
-    started = time.perf_counter()
     result = run_evaluation(settings, data, config)
     summary = Summary(result)
-    folder = out or settings.data_dir / "eval" / data.name
     paths = write(summary, folder, settings_summary(dataset_settings(settings, data)))
     print(paths[0].read_text())
     for line in result.skipped:

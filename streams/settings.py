@@ -225,6 +225,34 @@ class Settings(BaseSettings):
     new_item_interactions: int = Field(
         default=5, ge=1, description="FUSIONREC_NEW_ITEM_INTERACTIONS: an item with fewer interactions than this is new.",
     )
+    search_modalities: list[Literal["text", "image"]] = Field(
+        default_factory=lambda: ["text", "image"],
+        description="FUSIONREC_SEARCH_MODALITIES: JSON list of the query parts a profile worker encodes (words with "
+        "FUSIONREC_TEXT_MODEL, pictures with FUSIONREC_IMAGE_MODEL; each model loads at its first query); [] turns "
+        "words, pictures and `search` events off.",
+    )
+    search_personalization: float = Field(
+        default=1.0, ge=0, description="FUSIONREC_SEARCH_PERSONALIZATION: how much a user's profile, co-occurrence and "
+        "popularity count next to query relevance when a search names a user; 0 = plain search (a request may set its own).",
+    )
+    search_weight_profile: float = Field(
+        default=1.0, ge=0, description="FUSIONREC_SEARCH_WEIGHT_PROFILE: weight of a result's closeness to the user's profile."
+    )
+    search_weight_cooccurrence: float = Field(
+        default=0.5, ge=0, description="FUSIONREC_SEARCH_WEIGHT_COOCCURRENCE: weight of co-occurrence with the user's "
+        "recent items.",
+    )
+    search_weight_popularity: float = Field(
+        default=0.5, ge=0, description="FUSIONREC_SEARCH_WEIGHT_POPULARITY: weight of a result's popularity."
+    )
+    search_pool: int = Field(
+        default=200, ge=1, le=10_000,
+        description="FUSIONREC_SEARCH_POOL: nearest items to a query that personalisation re-ranks.",
+    )
+    search_event_weight: float = Field(
+        default=1.0, ge=0, description="FUSIONREC_SEARCH_EVENT_WEIGHT: how far a `search` event moves a user's "
+        "short-term interest toward the query, as an item event of this weight would.",
+    )
     include_categories: list[str] = Field(
         default_factory=list, description="FUSIONREC_INCLUDE_CATEGORIES: JSON list; only these categories are recommended."
     )

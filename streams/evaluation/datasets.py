@@ -137,11 +137,12 @@ def load_generic(items_path: Path, interactions_path: Path, media_root: Path | N
     """Your own data in the formats ``fusionrec publish`` reads (JSONL or CSV): items as the
     ``items`` topic's schema, interactions as the ``interactions`` topic's. Ready-made vectors on
     the items become modalities named after them. Ratings mean what the settings say
-    (``FUSIONREC_RATING_MIDPOINT``), unlike MovieLens, whose every rating is a choice."""
+    (``FUSIONREC_RATING_MIDPOINT``), unlike MovieLens, whose every rating is a choice. ``search``
+    events name no item and are left out."""
     items = [it for _, it in _validated("items", items_path)]
     events = [
         Event(e.event_id, e.user_id, e.item_id, e.timestamp.timestamp(), e.type, e.value)
-        for _, e in _validated("interactions", interactions_path)
+        for _, e in _validated("interactions", interactions_path) if e.item_id is not None
     ]
     dims: dict[str, int] = {}
     for it in items:

@@ -49,7 +49,8 @@ def train_from_files(
     parts, refused = encoded.parts, len(encoded.refused)
     weights = {**DEFAULT_EVENT_WEIGHTS, **settings.event_weights}
     pairs = co_consumption_pairs(
-        ((e.user_id, e.item_id, e.timestamp.timestamp()) for _, e in events if weights.get(e.type, 0) > 0),
+        ((e.user_id, e.item_id, e.timestamp.timestamp()) for _, e in events
+         if e.item_id is not None and weights.get(e.type, 0) > 0),
         window=window,
     )
     pairs = [(a, b) for a, b in pairs if a in parts and b in parts]

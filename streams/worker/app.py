@@ -12,12 +12,20 @@ from typing import Any, Literal
 import faust
 from threadpoolctl import threadpool_limits
 
-from fusionrec.agents import encode_items, pages, recommend
+from fusionrec.agents import encode_items, pages, recommend, search_page
 from fusionrec.agents.emission import EmissionConfig, EmissionPolicy
 from fusionrec.agents.ports import EventSink, MediaFetcher
 from fusionrec.encoders import Encoder
 from fusionrec.encoders.media.fetch import PolicyMediaFetcher
-from fusionrec.streams.build import build_recommender, load_encoders, make_fusion, media_limits, media_policy
+from fusionrec.streams.build import (
+    build_recommender,
+    build_searcher,
+    load_encoders,
+    make_fusion,
+    media_limits,
+    media_policy,
+    query_encoder,
+)
 from fusionrec.streams.embedded import tansu
 from fusionrec.streams.index import PublishingIndex, ReplicaIndex, VectorIndex, open_index
 from fusionrec.streams.kafka.sinks import FaustSink
@@ -156,7 +164,7 @@ def create_app(
             options=rocksdb_options(settings.table_memory_mb) if settings.table_store.startswith("rocksdb") else None,
         )
         metrics = WorkerMetrics()
-        processor = build_recommender(settings, TimedIndex(index, metrics))
+        processor = build_recommender(settings, TimedIndex(index, metrics), queries=query_encoder(settings))
         metrics.time_batches(processor)
         feeder = ViewFeeder(settings, processor.views, processor.model.config)
 
@@ -187,6 +195,11 @@ def create_app(
             batch_wait_s=settings.profile_batch_wait_s,
         )
         pages.register_page(app, table=table, processor=processor)
+        search_page.register_search_page(
+            app, table=table, searcher=build_searcher(settings, processor),
+            fetcher=media or PolicyMediaFetcher(media_policy(settings)), limits=media_limits(settings),
+            max_image_bytes=settings.max_image_bytes,
+        )
         for agent in agents:
             agent.add_sink(metrics.observe)
         metrics.lag("consumer", lambda: consumer_lag(app, [settings.interactions_topic, settings.retry_topic]))

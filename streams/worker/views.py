@@ -177,6 +177,8 @@ class ViewFeeder:
             else:
                 ev = decode(Interaction, raw, max_bytes=self.settings.max_event_bytes)
                 check_not_ahead(ev.timestamp, "timestamp", max_ahead_s=self.settings.max_future_s, now=time.time())
+                if ev.item_id is None:  # a search: the user's own profile takes it, not the item statistics
+                    return
                 self.views.learn_interaction(ev.event_id, ev.user_id, ev.item_id,
                                              self.profile.event_weight(ev.type, ev.value), ev.timestamp.timestamp())
         except EventError:

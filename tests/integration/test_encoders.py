@@ -92,6 +92,21 @@ def test_open_clip_towers_share_one_space(tiny_clip):
     assert [b.name for b in make_blocks({"text": text, "image": image})] == ["text+image"]
 
 
+def test_words_reach_pictures_through_a_clip_model(tiny_clip):
+    """A search for words lands in the block a CLIP model's pictures are in: an item that is only a
+    picture is scored by the words' cosine with it (random weights: the score is checked, not its sense)."""
+    from fusionrec.encoders import EarlyFusion, QueryEncoder
+    from fusionrec.encoders.base import encode_raw
+
+    image = load_image_encoder(tiny_clip, device="cpu")
+    text = load_text_encoder(tiny_clip, device="cpu")
+    fusion = EarlyFusion(make_blocks({"text": text, "image": image}))
+    picture_item = fusion.fuse([{"image": encode_raw(image, images(photo()))[0]}])[0]
+    query = QueryEncoder({"text": lambda: text}).encode("text", ["a portrait of a woman"], fusion.spec())[0]
+    expected = float(encode_raw(text, ["a portrait of a woman"])[0] @ encode_raw(image, images(photo()))[0])
+    assert float(query @ picture_item) == pytest.approx(expected, abs=1e-5) and expected != 0.0
+
+
 def test_librosa_features_agree_with_librosa():
     import librosa
 

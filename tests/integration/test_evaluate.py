@@ -95,3 +95,28 @@ def test_evaluate_explains_a_missing_dataset_folder(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "fusionrec.streams.cli", "evaluate", "--dataset", "movielens-100k",
                           "--data-dir", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2 and "u.item not found" in " ".join(out.stderr.split())  # rich wraps long lines
+
+
+def test_evaluate_search_end_to_end(tmp_path: Path) -> None:
+    items, inter = write_log(tmp_path)
+    rows = [json.loads(line) for line in items.read_text().splitlines()]
+    # Two sentences each (the known-item query is the second) and genre words (the replay's query).
+    items.write_text("".join(json.dumps({**r, "description": f"A {r['category']} record. {r['title'].capitalize()} "
+                                         "from start to finish.", "tags": [r["category"]]}) + "\n" for r in rows))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FUSIONREC_DATA_DIR": str(tmp_path / "state"),
+           "FUSIONREC_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "fusionrec.streams.cli", "evaluate", "--task", "search", "--dataset", "generic",
+           "--items", str(items), "--interactions", str(inter), "--out", str(tmp_path / "out"), "--resamples", "200",
+           "--score-share", "1.0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Known-item search" in done.stdout and "Personalised / plain Recall@20" in done.stdout
+    report = json.loads((tmp_path / "out" / "search.json").read_text())
+    [words] = report["known_item"]
+    assert (words["queries"], words["vectors"], words["n"]) == ("words", "text", 24)
+    assert words["recall@10"]["mean"] > 0.5  # the second sentence names the item's own words
+    replay = report["replay"]
+    assert replay["events"] > 0 and set(replay["recall@20"]) == {"plain", "personalised", "personalised, seen dropped"}
+    for est in replay["recall@20"].values():
+        assert 0.0 <= est["low"] <= est["mean"] <= est["high"] <= 1.0
+    assert (tmp_path / "out" / "search-recall.png").stat().st_size > 10_000

@@ -20,12 +20,15 @@ import httpx
 import pytest
 
 from fusionrec.agents.profile import ProfileModel, ProfileState
-from fusionrec.schemas import Interaction, Item
+from fusionrec.schemas import Interaction, Item, SearchResults
 from fusionrec.streams import EmbeddedStack, Publisher
 from fusionrec.streams.build import profile_config
 from fusionrec.streams.embedded.processes import WorkerProcess, free_port
 from fusionrec.streams.ops.deadletters import read_dead_letters
+from fusionrec.testing.media import photo
 from fusionrec.testing.stack import Driver, stack_settings
+
+from .test_multimodal import small_jpeg
 
 pytestmark = pytest.mark.integration
 
@@ -239,6 +242,13 @@ def test_a_second_profile_worker_joins_and_leaves_mid_stream(stack, driver, tmp_
         joined = time.monotonic()
         url = f"http://127.0.0.1:{env['FUSIONREC_WEB_PORT']}/recommend/{users[0]}/"
         assert httpx.get(url, timeout=30).status_code == 200  # it serves, routed to the owner
+        # A search with a picture is forwarded with its body to the worker that holds each user.
+        picture = small_jpeg(photo())
+        for user in users:
+            resp = httpx.post(f"http://127.0.0.1:{env['FUSIONREC_WEB_PORT']}/search", params={"user": user, "k": 3},
+                              content=picture, timeout=30)
+            assert resp.status_code == 200, resp.text
+            assert SearchResults.model_validate_json(resp.content).user_id == user
         time.sleep(8)
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0

@@ -23,6 +23,11 @@ def test_the_python_example_runs(stack):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "sku-2" in out.stdout  # the other running item is recommended after the purchase
 
+    [search] = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "Client" in b]
+    out = subprocess.run([sys.executable, "-c", search], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "sku-" in out.stdout and "matches" in out.stdout
+
 
 def test_the_kcat_example_runs_as_written(stack, driver):
     """The README's kcat recipe, run by bash with the real kcat (Debian's, which CI installs)."""

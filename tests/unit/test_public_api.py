@@ -6,23 +6,25 @@ import pytest
 
 EXPECTED = {
     "fusionrec.schemas": {
-        "SCHEMA_VERSION", "ConfigError", "DeadLetter", "EmbeddedStackError", "EncoderError", "ErrorCode", "Event",
-        "EventError", "FusionrecError", "Interaction", "InteractionType", "Item", "MediaKind", "MediaRef", "Recommendation",
-        "RecommendedItem", "StoredVector", "StreamError", "VectorIndexError", "VectorStoreUnavailable", "check_not_ahead",
-        "decode", "valid_id",
+        "MAX_QUERY_CHARS", "SCHEMA_VERSION", "SEARCH_SCHEMA_VERSION", "ConfigError", "DeadLetter", "EmbeddedStackError",
+        "EncoderError", "ErrorCode", "Event", "EventError", "FusionrecError", "Interaction", "InteractionType", "Item",
+        "MediaKind", "MediaRef", "QueryError", "Recommendation", "RecommendedItem", "SearchResults", "StoredVector",
+        "StreamError", "VectorIndexError", "VectorStoreUnavailable", "check_not_ahead", "decode", "valid_id",
     },
     "fusionrec.encoders": {
         "DEFAULT_TEXT_MODEL", "MODALITIES", "Block", "EarlyFusion", "Encoder", "Fusion", "HashingTextEncoder",
-        "LateFusion", "LearnedFusion", "TextEncoder", "VectorPassThrough", "encode_raw", "l2_normalize",
+        "LateFusion", "LearnedFusion", "QueryEncoder", "TextEncoder", "VectorPassThrough", "encode_raw", "fusion_from_spec",
+        "l2_normalize",
         "load_encoders", "load_text_encoder", "make_blocks", "make_fusion", "query_transform", "resolve_text_model_dir",
     },
     "fusionrec.agents": {
         "DEFAULT_EVENT_WEIGHTS", "Candidate", "Catalogue", "Decision", "EmissionConfig", "EmissionPolicy", "Filters",
-        "ItemInfo", "ItemStats", "ProfileConfig", "ProfileModel", "ProfileState", "RankWeights", "Ranked",
+        "ItemInfo", "ItemStats", "ProfileConfig", "ProfileModel", "ProfileState", "Query", "RankWeights", "Ranked",
+        "SearchRequest", "SearchWeights", "Searcher",
         "overfetch", "rank",
     },
     "fusionrec.streams": {
-        "EmbeddedStack", "EventSink", "FaustSink", "ItemVector", "MediaFetcher", "MediaPolicy", "MemoryMediaFetcher",
+        "Client", "EmbeddedStack", "EventSink", "FaustSink", "ItemVector", "MediaFetcher", "MediaPolicy", "MemoryMediaFetcher",
         "MemorySink", "MemoryVectorIndex", "PolicyMediaFetcher",
         "MilvusVectorIndex", "Publisher", "Received", "RecommendationConsumer", "Settings", "TopicSpec",
         "VectorIndex", "create_topics", "kafka_config", "open_index", "topic_specs",

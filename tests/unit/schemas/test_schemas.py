@@ -1,9 +1,19 @@
 import json
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from fusionrec.schemas import DeadLetter, ErrorCode, EventError, Interaction, Item, Recommendation, decode
+from fusionrec.schemas import (
+    SEARCH_SCHEMA_VERSION,
+    DeadLetter,
+    ErrorCode,
+    EventError,
+    Interaction,
+    Item,
+    Recommendation,
+    decode,
+)
 
 GOOD = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "like", "timestamp": "2026-01-01T00:00:00Z"}
 
@@ -58,3 +68,29 @@ def test_recommendation_is_frozen():
     rec = Recommendation(user_id="u", items=[], model_version="m", generated_at="2026-01-01T00:00:00Z")
     with pytest.raises(ValidationError):
         rec.user_id = "other"  # type: ignore[misc]
+
+
+def test_search_events_are_schema_version_2_with_words_and_no_item():
+    event = Interaction(event_id="e", user_id="u", type="search", query="red shoes", timestamp=datetime.now(UTC))
+    assert event.schema_version == SEARCH_SCHEMA_VERSION and event.item_id is None
+    assert decode(Interaction, event.to_bytes(), max_bytes=10_000) == event
+    ts = '"timestamp": "2026-01-01T00:00:00Z"'
+    for raw, why in [
+        (f'{{"schema_version": 1, "event_id": "e", "user_id": "u", "type": "search", "query": "x", {ts}}}',
+         "schema_version 2"),
+        (f'{{"event_id": "e", "user_id": "u", "type": "search", {ts}}}', "needs the query"),
+        (f'{{"event_id": "e", "user_id": "u", "type": "search", "query": "x", "item_id": "i", {ts}}}', "no item_id"),
+        (f'{{"event_id": "e", "user_id": "u", "type": "like", {ts}}}', "needs an item_id"),
+        (f'{{"event_id": "e", "user_id": "u", "item_id": "i", "type": "like", "query": "x", {ts}}}', "only search"),
+        (f'{{"event_id": "e", "user_id": "u", "type": "search", "query": "{"x" * 1001}", {ts}}}', "at most 1000"),
+    ]:
+        with pytest.raises(EventError, match=why) as caught:
+            decode(Interaction, raw.encode(), max_bytes=10_000)
+        assert caught.value.code is ErrorCode.INVALID_EVENT
+    with pytest.raises(EventError, match="understands schema_version 1 or 2"):
+        decode(Interaction, f'{{"schema_version": 3, "event_id": "e", "user_id": "u", "item_id": "i", "type": "like", {ts}}}'
+               .encode(), max_bytes=10_000)
+    # Version 1 events are unchanged.
+    old = decode(Interaction, f'{{"event_id": "e", "user_id": "u", "item_id": "i", "type": "like", {ts}}}'.encode(),
+                 max_bytes=10_000)
+    assert old.schema_version == 1 and b"query" not in old.to_bytes()
