@@ -11,7 +11,6 @@ evaluation call the same :meth:`Searcher.search_many`.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from fusionrec.schemas import (
     RecommendedItem,
     SearchResults,
 )
-
-logger = logging.getLogger(__name__)
 
 SEARCH_VERSION = "search-v1"
 
@@ -178,7 +175,7 @@ class Searcher:
                 titles = {v: r.title(v) for _, v in near.values()}
             personal[1] = [near.get(i, (0.0, ""))[0] for i in ids]
             personal[2] = [pop[i] for i in ids]
-            via = {i: titles[v] for i, (_, v) in near.items()}
+            via = {i: titles[near[i][1]] for i in ids if i in near}
         else:
             p = 0.0
         parts = p * np.array([w.profile, w.cooccurrence, w.popularity])[:, None] * personal
@@ -188,7 +185,7 @@ class Searcher:
         items = []
         for n in order:
             reason = base
-            best = int(np.argmax(parts[:, n])) if len(parts) else 0
+            best = int(np.argmax(parts[:, n]))
             if parts[best, n] >= 0.02:
                 said = ("like items you chose", f"often chosen with {via.get(ids[n], 'your items')}", "popular now")
                 reason = f"{base}, {said[best]}"

@@ -8,7 +8,7 @@ that holds the user's profile (forwarded there with its body); without one, by w
 from __future__ import annotations
 
 import asyncio
-import logging
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +19,6 @@ from fusionrec.agents.ranking import Filters
 from fusionrec.agents.search import Query, Searcher, SearchRequest
 from fusionrec.encoders.media import MediaLimits, decode_media
 from fusionrec.schemas import ErrorCode, EventError, MediaKind, MediaRef, QueryError, valid_id
-
-logger = logging.getLogger(__name__)
 
 MAX_K = 1000
 # A refused picture is the client's: its media error codes as HTTP statuses.
@@ -89,7 +87,7 @@ def register_search_page(
     def answer(parts: Query, options: dict[str, Any], upload: bytes | None, uri: str | None) -> bytes:
         image = picture(upload, uri)
         if image is not None:
-            parts = Query(**{**parts.__dict__, "image": image})
+            parts = dataclasses.replace(parts, image=image)
         user = options["user_id"]
         state = ProfileState.from_bytes(table.get(user.encode())) if user else None
         return searcher.search(SearchRequest(parts, state=state, **options)).to_bytes()
